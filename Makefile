@@ -1,0 +1,74 @@
+# Ember build. `make` builds build/ember; `make test` runs everything;
+# `make run` installs dependencies, builds and boots the guest-kit demo.
+CC      ?= gcc
+BUILD   := build
+PKGS    := json-c libseccomp liburing
+CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -D_GNU_SOURCE -Isrc -g \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := -lpthread $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  ?= -O2
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS     := $(shell find src -name '*.c' ! -path src/main.c | sort)
+OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
+ASAN_OBJS:= $(SRCS:%.c=$(BUILD)/asan/%.o)
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all test check unit guest run deps clean bench fuzz
+all: $(BUILD)/ember $(BUILD)/asan/ember guest
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -MMD -MP -c $< -o $@
+
+$(BUILD)/libember.a: $(OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/asan/libember.a: $(ASAN_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/ember: $(BUILD)/obj/src/main.o $(BUILD)/libember.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/ember: $(BUILD)/asan/src/main.o $(BUILD)/asan/libember.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+# Unit tests run with ASan+UBSan; they need no /dev/kvm.
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< $(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS)
+
+guest:
+	$(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest)
+
+deps:
+	bash tools/install-deps.sh
+
+# `test` and `run` install dependencies first, then re-enter make so that
+# pkg-config sees the freshly installed libraries.
+test: deps
+	$(MAKE) check
+
+check: all unit
+	bash tests/run.sh
+
+run: deps
+	$(MAKE) all
+	$(BUILD)/ember run --kernel $(BUILD)/guest/hello.elf --memory 128M --cpus 2
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,38 @@
+/* Preparing guest memory for the first instruction: kernel and initrd
+ * placement, the command line, boot_params with the e820 map, ACPI tables,
+ * the identity page tables and boot GDT for 64-bit entry. */
+#ifndef EMBER_X86_BOOT_H
+#define EMBER_X86_BOOT_H
+
+#include <asm/bootparam.h>
+#include <asm/e820.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "mem.h"
+
+struct boot_info {
+	uint64_t entry;             /* physical entry point, 64-bit mode */
+	uint64_t boot_params;       /* RSI at entry */
+	bool start_all_vcpus;       /* guest-kit kernels: APs start at entry too */
+	uint64_t rsdp;              /* ACPI RSDP address */
+};
+
+/* Fill table with Ember's memory map for m; returns the entry count. */
+int e820_build(const struct guest_mem *m, struct boot_e820_entry *table, int max);
+
+/* Load everything the config names into m. Returns 0, or EXIT_USAGE with a
+ * one-line message in err when the user's files cannot be booted. */
+int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
+		 char *err, size_t errlen);
+
+/* Write the identity map of 0-4 GiB (2 MiB pages) and the boot GDT. */
+void boot_write_page_tables(const struct guest_mem *m);
+
+/* Boot GDT selectors (Linux's __BOOT_CS/__BOOT_DS). */
+#define BOOT_GDT_CODE 0x10
+#define BOOT_GDT_DATA 0x18
+#define BOOT_GDT_TSS  0x20
+
+#endif

@@ -1,0 +1,189 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "version.h"
+
+int parse_size(const char *s, uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if (shift && (*end == 'i' || *end == 'I'))
+		end++;
+	if (shift && (*end == 'b' || *end == 'B'))
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (~0ULL >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = (unsigned)v;
+	return 0;
+}
+
+void config_usage_run(void)
+{
+	printf("usage: ember run --kernel PATH [options]\n"
+	       "\n"
+	       "  --kernel PATH        Linux bzImage, Linux vmlinux (ELF64) or an ELF64 guest-kit kernel\n"
+	       "  --initrd PATH        initial ramdisk\n"
+	       "  --cmdline STR        kernel command line\n"
+	       "  --memory SIZE        guest RAM, e.g. 512M, 2G (default 256M)\n"
+	       "  --cpus N             number of vCPUs (default 1)\n"
+	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
+	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
+	       "  --log-level LEVEL    error, warn (default), info or debug\n"
+	       "  -h, --help           this text\n"
+	       "  --version            print the version\n"
+	       "\n"
+	       "Exit status: 0 guest powered off, 2 bad input, 4 guest crashed, 6 VMM error,\n"
+	       "odd values from the guest's debug-exit port. Console: Ctrl-A x quits.\n");
+}
+
+/* One-line error for bad user input, then EXIT_USAGE. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ember: error: %s\n", buf);
+	return EXIT_USAGE;
+}
+
+static int check_readable(const char *what, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("%s %s: %s", what, path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+enum {
+	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+int config_parse_run(int argc, char **argv, struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = 256ULL << 20;
+	cfg->ncpus = 1;
+	cfg->cmdline = "";
+
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_KERNEL: cfg->kernel = optarg; break;
+		case OPT_INITRD: cfg->initrd = optarg; break;
+		case OPT_CMDLINE: cfg->cmdline = optarg; break;
+		case OPT_MEMORY:
+			if (parse_size(optarg, &cfg->mem_size))
+				return usage_error("--memory %s: not a size (use e.g. 512M or 2G)", optarg);
+			break;
+		case OPT_CPUS:
+			if (parse_uint(optarg, 1, 4096, &cfg->ncpus))
+				return usage_error("--cpus %s: must be a number from 1", optarg);
+			break;
+		case OPT_ON_REBOOT:
+			if (!strcmp(optarg, "exit"))
+				cfg->on_reboot = ON_REBOOT_EXIT;
+			else if (!strcmp(optarg, "restart"))
+				cfg->on_reboot = ON_REBOOT_RESTART;
+			else
+				return usage_error("--on-reboot %s: must be exit or restart", optarg);
+			break;
+		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
+		case OPT_LOG_LEVEL:
+			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
+			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;
+			else if (!strcmp(optarg, "info")) log_level = LOG_INFO;
+			else if (!strcmp(optarg, "debug")) log_level = LOG_DEBUG;
+			else return usage_error("--log-level %s: must be error, warn, info or debug", optarg);
+			break;
+		case 'h':
+			config_usage_run();
+			return 1;
+		case OPT_VERSION:
+			printf("ember %s\n", EMBER_VERSION);
+			return 1;
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option %s (see ember run --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument %s (see ember run --help)", argv[optind]);
+	if (!cfg->kernel)
+		return usage_error("no kernel: give --kernel PATH");
+	if (cfg->mem_size == 0)
+		return usage_error("--memory 0: a guest needs some memory");
+	if (cfg->mem_size < 2 * (1ULL << 20))
+		return usage_error("--memory: at least 2M is needed");
+	if (cfg->mem_size % 4096)
+		return usage_error("--memory: must be a multiple of 4K");
+	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (cfg->mem_size > host)
+		return usage_error("--memory: %llu MiB is more than this host has (%llu MiB)",
+				   (unsigned long long)(cfg->mem_size >> 20),
+				   (unsigned long long)(host >> 20));
+	int ret = check_readable("kernel", cfg->kernel);
+	if (!ret && cfg->initrd)
+		ret = check_readable("initrd", cfg->initrd);
+	return ret;
+}

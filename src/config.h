@@ -1,0 +1,44 @@
+/* What the user asked for on the command line, checked before any guest
+ * runs. `ember run` options become a struct vm_config. */
+#ifndef EMBER_CONFIG_H
+#define EMBER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
+ * port, so Ember's own codes are even. */
+enum {
+	EXIT_GUEST_OFF = 0,     /* guest powered off, or reset with --on-reboot exit */
+	EXIT_USAGE = 2,         /* bad command line or input file */
+	EXIT_GUEST_CRASH = 4,   /* triple fault, KVM internal error, failed entry */
+	EXIT_VMM_ERROR = 6,     /* Ember itself failed at run time */
+};
+
+enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_size;
+	unsigned ncpus;
+	enum on_reboot on_reboot;
+	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+};
+
+/* Parse a size such as 512M, 2G, 4096K or a plain byte count.
+ * Returns 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parse a decimal unsigned int in [min, max]; 0 or -EINVAL/-ERANGE. */
+int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
+/* Parse `ember run` arguments (argv[0] is "run"). On error prints one line
+ * naming the problem and returns EXIT_USAGE; returns 1 after --help or
+ * --version output; 0 when cfg is ready. Checks files are readable. */
+int config_parse_run(int argc, char **argv, struct vm_config *cfg);
+
+void config_usage_run(void);
+
+#endif

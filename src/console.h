@@ -1,0 +1,12 @@
+/* The user's terminal as the guest's serial console: stdin in raw mode when
+ * it is a terminal, Ctrl-A x to quit (Ctrl-A Ctrl-A sends one Ctrl-A),
+ * plain pipes otherwise. */
+#ifndef EMBER_CONSOLE_H
+#define EMBER_CONSOLE_H
+
+struct vm;
+
+int console_attach(struct vm *vm);
+void console_detach(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* ember: one process, one VM. The command line picks a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "version.h"
+#include "vm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ember COMMAND [options]\n"
+		   "\n"
+		   "commands:\n"
+		   "  run       run a VM (ember run --help)\n"
+		   "  version   print the version\n");
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int r = config_parse_run(argc, argv, &cfg);
+	if (r)
+		return r == 1 ? 0 : r;
+	for (;;) {
+		struct vm vm;
+		r = vm_create(&vm, &cfg);
+		if (r) {
+			vm_destroy(&vm);
+			return r;
+		}
+		enum vm_stop_reason why = vm_run(&vm);
+		r = vm.exit_code;
+		vm_destroy(&vm);
+		if (why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
+			log_info("guest reset: restarting");
+			continue;
+		}
+		if (why == STOP_RESET)
+			log_info("guest reset: exiting (--on-reboot exit)");
+		return r;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("ember %s\n", EMBER_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "ember: error: unknown command '%s' (see ember --help)\n", cmd);
+	return EXIT_USAGE;
+}

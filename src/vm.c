@@ -1,0 +1,268 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch/x86/backend.h"
+#include "arch/x86/layout.h"
+#include "console.h"
+#include "devices/acpi_pm.h"
+#include "devices/serial.h"
+#include "devices/sysctl.h"
+#include "log.h"
+#include "vcpu.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void kvm_irq_line_set(struct irq_line *line, int level)
+{
+	struct vm *vm = line->opaque;
+	struct kvm_irq_level irq = { .irq = line->gsi, .level = (uint32_t)level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE %u: %s", line->gsi, strerror(errno));
+}
+
+static void on_sleep(void *opaque, unsigned slp_typ)
+{
+	struct vm *vm = opaque;
+	if (slp_typ == ACPI_S5_SLP_TYP)
+		vm_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
+	else
+		log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+}
+
+/* Print msg as a user error and return EXIT_USAGE. */
+static int user_error(const char *msg)
+{
+	fprintf(stderr, "ember: error: %s\n", msg);
+	return EXIT_USAGE;
+}
+
+static int vm_error(const char *what, int err)
+{
+	log_error("%s: %s", what, strerror(err < 0 ? -err : err));
+	return EXIT_VMM_ERROR;
+}
+
+static int open_kvm(struct vm *vm)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		fprintf(stderr, "ember: error: /dev/kvm: %s (is KVM enabled and do you have access?)\n",
+			strerror(errno));
+		return EXIT_VMM_ERROR;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		fprintf(stderr, "ember: error: /dev/kvm: unsupported KVM API version\n");
+		return EXIT_VMM_ERROR;
+	}
+	vm->backend = kvm_backend_name();
+	kvm_backend_announce(vm->backend);
+	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max > 0 && vm->cfg->ncpus > (unsigned)max) {
+		fprintf(stderr, "ember: error: --cpus %u: KVM on this host allows at most %d\n",
+			vm->cfg->ncpus, max);
+		return EXIT_USAGE;
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0)
+		return vm_error("KVM_GET_VCPU_MMAP_SIZE", errno);
+	return 0;
+}
+
+static int create_platform(struct vm *vm)
+{
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return vm_error("KVM_CREATE_VM", errno);
+	/* Needed on VMX only; other backends may refuse, which is harmless. */
+	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS);
+	uint64_t identity = LAYOUT_KVM_IDENTITY;
+	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
+
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return vm_error("KVM_CREATE_IRQCHIP", errno);
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return vm_error("KVM_CREATE_PIT2", errno);
+
+	int r = mem_create(&vm->mem, vm->cfg->mem_size);
+	if (r)
+		return vm_error("guest memory", r);
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		const struct mem_region *reg = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = reg->gpa,
+			.memory_size = reg->size,
+			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + reg->offset),
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return vm_error("KVM_SET_USER_MEMORY_REGION", errno);
+	}
+	for (unsigned i = 0; i < 16; i++)
+		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	return 0;
+}
+
+static int create_devices(struct vm *vm)
+{
+	int r;
+	vm->serial = serial_create(STDOUT_FILENO, &vm->isa_irq[IRQ_SERIAL_COM1]);
+	vm->pm = acpi_pm_create(&vm->isa_irq[IRQ_ACPI_SCI], on_sleep, vm);
+	if (!vm->serial || !vm->pm)
+		return vm_error("devices", ENOMEM);
+	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, 8, &serial_ops, vm->serial, "serial")) ||
+	    (r = bus_register(&vm->pio, PORT_I8042_DATA, 5, &i8042_ops, vm, "i8042")) ||
+	    (r = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 12, &acpi_pm_ops, vm->pm, "acpi-pm")))
+		return vm_error("port registration", r);
+	if (vm->cfg->debug_exit &&
+	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
+		return vm_error("port registration", r);
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->start_ns = now_ns();
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->mem.fd = -1;
+	vm->ncpus = cfg->ncpus;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	int r = loop_init(&vm->loop);
+	if (r)
+		return vm_error("event loop", r);
+	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
+		return r;
+
+	char err[512];
+	if ((r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
+		return user_error(err);
+
+	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return vm_error("vCPUs", ENOMEM);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
+			return vm_error("creating vCPU", r);
+		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
+			return vm_error("setting vCPU boot state", r);
+	}
+	return 0;
+}
+
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason == STOP_NONE) {
+		vm->stop_reason = reason;
+		vm->exit_code = exit_code;
+	}
+	__atomic_store_n(&vm->state, VM_STOPPING, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus && vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+	loop_stop(&vm->loop);
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_STOPPING) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ESHUTDOWN;
+	}
+	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	int r = 0;
+	if (vm->state == VM_PAUSED) {
+		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+		pthread_cond_broadcast(&vm->cond);
+	} else if (vm->state == VM_STOPPING) {
+		r = -ESHUTDOWN;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	int r = console_attach(vm);
+	if (r)
+		log_warn("console input unavailable: %s", strerror(-r));
+	__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		if ((r = vcpu_start(vm->vcpus[i]))) {
+			log_error("starting vCPU %u: %s", i, strerror(-r));
+			vm_stop(vm, STOP_ERROR, EXIT_VMM_ERROR);
+			break;
+		}
+	}
+	r = loop_run(&vm->loop);
+	if (r)
+		vm_stop(vm, STOP_ERROR, EXIT_VMM_ERROR);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = vm->vcpus[i];
+		if (v->started) {
+			vcpu_kick(v);
+			pthread_join(v->thread, NULL);
+			v->started = false;
+		}
+	}
+	console_detach();
+	return vm->stop_reason;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_destroy(vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	serial_destroy(vm->serial);
+	acpi_pm_destroy(vm->pm);
+	mem_destroy(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	loop_destroy(&vm->loop);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+}

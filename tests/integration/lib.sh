@@ -1,0 +1,55 @@
+# Shared helpers for integration tests. Each test prints TAP-style lines:
+#   ok - NAME            a check passed
+#   not ok - NAME: WHY   a check failed
+#   ok - NAME # SKIP WHY a check could not run here (counted as skipped)
+# tests/run.sh counts them. Source this file; do not run it.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+EMBER=${EMBER:-$ROOT/build/asan/ember}
+GUEST=${GUEST:-$ROOT/build/guest}
+TMP=$(mktemp -d /tmp/ember-test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+pass() { echo "ok - $1"; }
+fail() { echo "not ok - $1: ${2:-failed}"; }
+skip() { echo "ok - $1 # SKIP ${2:-}"; }
+
+have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# require_kvm NAME...: when /dev/kvm is missing, skip every named check and
+# exit the test script.
+require_kvm() {
+	if ! have_kvm; then
+		for n in "$@"; do skip "$n" "no /dev/kvm on this host"; done
+		exit 0
+	fi
+}
+
+# expect_eq NAME ACTUAL EXPECTED
+expect_eq() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', expected '$3'"; fi
+}
+
+# expect_grep NAME PATTERN FILE: the file has a line matching the ERE.
+expect_grep() {
+	if grep -Eq -- "$2" "$3"; then pass "$1"; else
+		fail "$1" "no line matching '$2' in output"; sed 's/^/#   /' "$3" | tail -n 20
+	fi
+}
+
+# expect_no_grep NAME PATTERN FILE
+expect_no_grep() {
+	if grep -Eq -- "$2" "$3"; then
+		fail "$1" "unexpected line matching '$2'"; grep -E -- "$2" "$3" | sed 's/^/#   /' | head -n 5
+	else pass "$1"; fi
+}
+
+# run_vm OUT TIMEOUT ARGS...: run `ember run ARGS` with a timeout, stdout and
+# stderr to OUT; sets RC to the exit code (124 on timeout).
+run_vm() {
+	local out=$1 t=$2; shift 2
+	RC=0
+	timeout -k 5 "$t" "$EMBER" run "$@" </dev/null >"$out" 2>&1 || RC=$?
+}

@@ -1,0 +1,106 @@
+/* Option parsing: sizes, numbers, and every bad `ember run` input fails
+ * with EXIT_USAGE before a VM exists. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static void test_parse_size(void **state)
+{
+	uint64_t v;
+	assert_int_equal(parse_size("512M", &v), 0);
+	assert_true(v == 512ULL << 20);
+	assert_int_equal(parse_size("2G", &v), 0);
+	assert_true(v == 2ULL << 30);
+	assert_int_equal(parse_size("2GiB", &v), 0);
+	assert_true(v == 2ULL << 30);
+	assert_int_equal(parse_size("4096", &v), 0);
+	assert_true(v == 4096);
+	assert_int_equal(parse_size("64k", &v), 0);
+	assert_true(v == 65536);
+	assert_int_equal(parse_size("", &v), -EINVAL);
+	assert_int_equal(parse_size("-1G", &v), -EINVAL);
+	assert_int_equal(parse_size("12X", &v), -EINVAL);
+	assert_int_equal(parse_size("M", &v), -EINVAL);
+	assert_int_equal(parse_size("99999999999999T", &v), -ERANGE);
+}
+
+static void test_parse_uint(void **state)
+{
+	unsigned v;
+	assert_int_equal(parse_uint("4", 1, 8, &v), 0);
+	assert_int_equal(v, 4);
+	assert_int_equal(parse_uint("0", 1, 8, &v), -ERANGE);
+	assert_int_equal(parse_uint("9", 1, 8, &v), -ERANGE);
+	assert_int_equal(parse_uint("x", 1, 8, &v), -EINVAL);
+	assert_int_equal(parse_uint("-2", 1, 8, &v), -EINVAL);
+	assert_int_equal(parse_uint("3x", 1, 8, &v), -EINVAL);
+}
+
+static int parse(struct vm_config *cfg, int argc, char **argv)
+{
+	/* Errors go to stderr; keep test output clean. */
+	FILE *saved = stderr;
+	stderr = fopen("/dev/null", "w");
+	int r = config_parse_run(argc, argv, cfg);
+	fclose(stderr);
+	stderr = saved;
+	return r;
+}
+
+#define ARGS(...) (char *[]){ "run", __VA_ARGS__, NULL }
+#define NARGS(...) (int)(sizeof((char *[]){ "run", __VA_ARGS__ }) / sizeof(char *))
+
+static void test_run_good(void **state)
+{
+	struct vm_config cfg;
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--memory", "1G", "--cpus", "3",
+					   "--cmdline", "a b", "--debug-exit", "--on-reboot", "restart"),
+			       ARGS("--kernel", "/dev/null", "--memory", "1G", "--cpus", "3",
+				    "--cmdline", "a b", "--debug-exit", "--on-reboot", "restart")), 0);
+	assert_string_equal(cfg.kernel, "/dev/null");
+	assert_true(cfg.mem_size == 1ULL << 30);
+	assert_int_equal(cfg.ncpus, 3);
+	assert_string_equal(cfg.cmdline, "a b");
+	assert_true(cfg.debug_exit);
+	assert_int_equal(cfg.on_reboot, ON_REBOOT_RESTART);
+}
+
+static void test_run_bad(void **state)
+{
+	struct vm_config cfg;
+	assert_int_equal(parse(&cfg, NARGS("--memory", "1G"), ARGS("--memory", "1G")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/nonexistent/k"), ARGS("--kernel", "/nonexistent/k")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--memory", "0"),
+			       ARGS("--kernel", "/dev/null", "--memory", "0")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--memory", "100T"),
+			       ARGS("--kernel", "/dev/null", "--memory", "100T")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--cpus", "0"),
+			       ARGS("--kernel", "/dev/null", "--cpus", "0")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--bogus"),
+			       ARGS("--kernel", "/dev/null", "--bogus")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel"), ARGS("--kernel")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--initrd", "/nonexistent/i"),
+			       ARGS("--kernel", "/dev/null", "--initrd", "/nonexistent/i")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "extra"),
+			       ARGS("--kernel", "/dev/null", "extra")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--on-reboot", "maybe"),
+			       ARGS("--kernel", "/dev/null", "--on-reboot", "maybe")), EXIT_USAGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_run_good),
+		cmocka_unit_test(test_run_bad),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
