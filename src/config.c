@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -67,6 +68,9 @@ void config_usage_run(void)
 	       "  --cpus N             number of vCPUs (default 1)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
+	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
+	       "  --net tap=NAME[,mac=MAC]  virtio-net on an existing tap device\n"
+	       "  --rng                virtio-rng, fed from getrandom(2)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -97,9 +101,116 @@ static int check_readable(const char *what, const char *path)
 	return 0;
 }
 
+static int check_disk(const struct disk_config *d)
+{
+	int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("--disk %s: %s%s", d->path, strerror(errno),
+				   errno == EACCES || errno == EROFS ? " (add ,readonly?)" : "");
+	struct stat st;
+	int r = fstat(fd, &st);
+	close(fd);
+	if (r == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return usage_error("--disk %s: not a regular file or block device", d->path);
+	if (r == 0 && S_ISREG(st.st_mode) && st.st_size % 512)
+		return usage_error("--disk %s: size %lld is not a multiple of 512 bytes", d->path,
+				   (long long)st.st_size);
+	return 0;
+}
+
+static int spec_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int spec_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Next comma-separated item of *s into buf; false at the end. */
+static bool next_item(const char **s, char *buf, size_t len, bool *too_long)
+{
+	if (!*s)
+		return false;
+	const char *c = strchr(*s, ',');
+	size_t n = c ? (size_t)(c - *s) : strlen(*s);
+	*too_long = n >= len;
+	if (!*too_long) {
+		memcpy(buf, *s, n);
+		buf[n] = '\0';
+	}
+	*s = c ? c + 1 : NULL;
+	return true;
+}
+
+int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen)
+{
+	char item[CONFIG_PATH_MAX];
+	bool long_;
+	memset(d, 0, sizeof(*d));
+	if (!next_item(&spec, d->path, sizeof(d->path), &long_) || long_ || !d->path[0])
+		return spec_error(err, errlen, long_ ? "path too long" : "no image path");
+	while (next_item(&spec, item, sizeof(item), &long_)) {
+		if (long_)
+			return spec_error(err, errlen, "option too long");
+		if (!strcmp(item, "readonly") || !strcmp(item, "ro")) {
+			d->readonly = true;
+		} else if (!strncmp(item, "serial=", 7)) {
+			if (strlen(item + 7) > sizeof(d->serial) - 1)
+				return spec_error(err, errlen, "serial is longer than %zu characters",
+						  sizeof(d->serial) - 1);
+			strcpy(d->serial, item + 7);
+		} else {
+			return spec_error(err, errlen, "unknown option '%s' (readonly, serial=ID)", item);
+		}
+	}
+	return 0;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
+		return false;
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return !(mac[0] & 1);   /* a unicast address */
+}
+
+int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen)
+{
+	char item[64];
+	bool long_;
+	memset(n, 0, sizeof(*n));
+	while (next_item(&spec, item, sizeof(item), &long_)) {
+		if (long_)
+			return spec_error(err, errlen, "option too long");
+		if (!strncmp(item, "tap=", 4)) {
+			if (!item[4] || strlen(item + 4) >= sizeof(n->tap))
+				return spec_error(err, errlen, "tap name must be 1 to %zu characters",
+						  sizeof(n->tap) - 1);
+			strcpy(n->tap, item + 4);
+		} else if (!strncmp(item, "mac=", 4)) {
+			if (!parse_mac(item + 4, n->mac))
+				return spec_error(err, errlen, "mac=%s: not a unicast MAC like 52:54:00:12:34:56",
+						  item + 4);
+			n->has_mac = true;
+		} else {
+			return spec_error(err, errlen, "unknown option '%s' (tap=NAME, mac=MAC)", item);
+		}
+	}
+	if (!n->tap[0])
+		return spec_error(err, errlen, "no tap=NAME");
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_DISK, OPT_NET, OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -111,6 +222,9 @@ static const struct option run_options[] = {
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -148,6 +262,25 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--on-reboot %s: must be exit or restart", optarg);
 			break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
+		case OPT_RNG: cfg->rng = true; break;
+		case OPT_DISK: {
+			char err[256];
+			if (cfg->ndisks == CONFIG_MAX_DISKS)
+				return usage_error("--disk: at most %d disks", CONFIG_MAX_DISKS);
+			if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, sizeof(err)))
+				return usage_error("--disk %s: %s", optarg, err);
+			cfg->ndisks++;
+			break;
+		}
+		case OPT_NET: {
+			char err[256];
+			if (cfg->nnets == CONFIG_MAX_NETS)
+				return usage_error("--net: at most %d network devices", CONFIG_MAX_NETS);
+			if (parse_net(optarg, &cfg->nets[cfg->nnets], err, sizeof(err)))
+				return usage_error("--net %s: %s", optarg, err);
+			cfg->nnets++;
+			break;
+		}
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;
@@ -185,5 +318,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	int ret = check_readable("kernel", cfg->kernel);
 	if (!ret && cfg->initrd)
 		ret = check_readable("initrd", cfg->initrd);
+	for (unsigned i = 0; !ret && i < cfg->ndisks; i++)
+		ret = check_disk(&cfg->disks[i]);
 	return ret;
 }

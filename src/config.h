@@ -4,6 +4,7 @@
 #define EMBER_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
@@ -17,6 +18,24 @@ enum {
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
+#define CONFIG_MAX_DISKS 16
+#define CONFIG_MAX_NETS  4
+#define CONFIG_PATH_MAX  1024
+
+/* --disk PATH[,readonly][,serial=ID] */
+struct disk_config {
+	char path[CONFIG_PATH_MAX];
+	bool readonly;
+	char serial[21];          /* VIRTIO_BLK_ID_BYTES + NUL; "" = none */
+};
+
+/* --net tap=NAME[,mac=MAC] */
+struct net_config {
+	char tap[16];             /* IFNAMSIZ */
+	uint8_t mac[6];
+	bool has_mac;
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -25,7 +44,17 @@ struct vm_config {
 	unsigned ncpus;
 	enum on_reboot on_reboot;
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+	struct disk_config disks[CONFIG_MAX_DISKS];
+	unsigned ndisks;
+	struct net_config nets[CONFIG_MAX_NETS];
+	unsigned nnets;
+	bool rng;                 /* virtio-rng */
 };
+
+/* Parse one --disk / --net value into d / n; on error writes a message
+ * (without the "ember: error: " prefix) to err and returns -EINVAL. */
+int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
+int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen);
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
  * Returns 0 or -EINVAL. */

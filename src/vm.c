@@ -18,6 +18,7 @@
 #include "devices/sysctl.h"
 #include "log.h"
 #include "vcpu.h"
+#include "vm_pci.h"
 
 uint64_t now_ns(void)
 {
@@ -133,7 +134,7 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
-	return 0;
+	return vm_pci_create(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -253,6 +254,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	vm_pci_destroy(vm);
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
 	mem_destroy(&vm->mem);

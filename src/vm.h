@@ -10,11 +10,14 @@
 #include "arch/x86/boot.h"
 #include "bus.h"
 #include "config.h"
+#include "devices/pci.h"
 #include "irq.h"
+#include "kvm_irq.h"
 #include "loop.h"
 #include "mem.h"
 
 struct vcpu;
+struct virtio_dev;
 struct serial;
 struct acpi_pm;
 
@@ -44,6 +47,21 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu **vcpus;
 	struct irq_line isa_irq[16];  /* ISA lines through KVM_IRQ_LINE */
+
+	/* PCI (vm_pci.c) */
+	struct pci_host pci;
+	struct kvm_irq kirq;
+	bool kirq_ok, pci_ok;
+	struct vm_intx_pin {
+		struct irq_line line;
+		struct vm *vm;
+		bool level;
+	} intx_pins[PCI_SLOTS];
+	unsigned intx_count[8];       /* devices asserting each of GSIs 16-23 */
+	pthread_mutex_t intx_lock;
+	struct virtio_dev *disks[CONFIG_MAX_DISKS];
+	struct virtio_dev *nets[CONFIG_MAX_NETS];
+	struct virtio_dev *rng;
 
 	struct serial *serial;
 	struct acpi_pm *pm;
