@@ -272,13 +272,13 @@ static void run_queue(struct vblk *b)
 			if (r == 0)
 				break;
 			if (r < 0) {
-				virtio_set_broken(vd, "virtio-blk: bad descriptor chain");
+				virtio_set_broken(vd, vq_strerror(r));
 				goto out;
 			}
 			b->nfree--;
 			if (blk_parse(&q->e, &q->r)) {
 				b->free[b->nfree++] = (uint16_t)(q - b->reqs);
-				virtio_set_broken(vd, "virtio-blk: request without header or status");
+				virtio_set_broken(vd, "request without a 16-byte header or a status byte");
 				goto out;
 			}
 			start(b, q);

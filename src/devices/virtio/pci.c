@@ -35,7 +35,11 @@ void virtio_set_broken(struct virtio_dev *vd, const char *why)
 	vd->bad_requests++;
 	if (vd->broken)
 		return;
-	log_warn("%s: %s; device needs reset", vd->name, why);
+	/* A guest can break and reset a device in a loop: do not flood. */
+	if (vd->bad_requests <= 10)
+		log_warn("%s: %s; device needs reset", vd->name, why);
+	else
+		log_debug("%s: %s; device needs reset", vd->name, why);
 	vd->broken = true;
 	/* §2.1.2: the device SHOULD send a configuration change notification. */
 	config_interrupt(vd);

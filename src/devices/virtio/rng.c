@@ -33,7 +33,7 @@ static void rng_notify(struct virtio_dev *vd, unsigned q)
 			pushed = true;
 		}
 		if (r < 0) {
-			virtio_set_broken(vd, "virtio-rng: bad descriptor chain");
+			virtio_set_broken(vd, vq_strerror(r));
 			break;
 		}
 	} while (vq_rearm(vq));

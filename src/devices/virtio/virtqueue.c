@@ -190,3 +190,12 @@ bool vq_rearm(struct virtq *vq)
 	}
 	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
 }
+
+const char *vq_strerror(int err)
+{
+	switch (err) {
+	case -EFAULT: return "descriptor buffer or indirect table outside guest RAM";
+	case -E2BIG: return "descriptor chain longer than the device takes";
+	default: return "descriptor ring or chain breaks the virtio rules (index, loop, flags, order)";
+	}
+}

@@ -53,6 +53,8 @@ void vq_reset(struct virtq *vq);
  * driver broke the ring or the chain: the device must stop using the
  * queue. */
 int vq_pop(struct virtq *vq, struct vq_elem *e, struct iovec *iov, unsigned cap);
+/* What a vq_pop error means, for the NEEDS_RESET message. */
+const char *vq_strerror(int err);
 /* Return a chain to the driver with len bytes written into it. */
 void vq_push(struct virtq *vq, uint16_t head, uint32_t len);
 /* After pushes: does the driver want an interrupt now (flags or
