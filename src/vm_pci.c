@@ -8,6 +8,7 @@
 
 #include "arch/x86/layout.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "log.h"
 #include "vm.h"
@@ -90,6 +91,18 @@ int vm_pci_create(struct vm *vm)
 		if (plug(vm, vm->disks[i]))
 			return EXIT_VMM_ERROR;
 	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		const struct net_config *nc = &cfg->nets[i];
+		struct net_opts o = { .tap = nc->tap, .mac = nc->has_mac ? nc->mac : NULL };
+		char err[512] = "";
+		struct virtio_env env = env_for(vm);
+		if ((r = virtio_net_create(&env, &o, &vm->nets[i], err, sizeof(err)))) {
+			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
+			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
+		}
+		if (plug(vm, vm->nets[i]))
+			return EXIT_VMM_ERROR;
+	}
 	if (cfg->rng) {
 		struct virtio_env env = env_for(vm);
 		if ((r = virtio_rng_create(&env, &vm->rng))) {
@@ -107,6 +120,10 @@ void vm_pci_destroy(struct vm *vm)
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		virtio_blk_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
+	}
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+		virtio_net_destroy(vm->nets[i]);
+		vm->nets[i] = NULL;
 	}
 	virtio_rng_destroy(vm->rng);
 	vm->rng = NULL;

@@ -81,3 +81,35 @@ mkimg "$IMG"
 chmod 0644 "$IMG"
 kit "hostile driver: every bad request fails or sets NEEDS_RESET, Ember keeps running" "$TMP/bad.out" \
 	--kernel "$GUEST/virtio_bad.elf" --disk "$IMG" --rng
+
+# virtio-net: a namespace of our own with a tap in it (loopback traffic
+# only: the guest talks to the host kernel's address on the tap).
+NS=ember-test-$$
+NET_CHECK="net: ARP and ICMP echo through a tap in a netns, MSI-X receive interrupt"
+if ! ip netns add "$NS" 2>"$TMP/ns.err"; then
+	skip "$NET_CHECK" "cannot create a network namespace: $(head -n1 "$TMP/ns.err")"
+	skip "--net on a tap already in use: one error line, exit 2" "no network namespace"
+else
+	trap 'ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"' EXIT
+	ip -n "$NS" tuntap add dev etap0 mode tap &&
+	ip -n "$NS" addr add 10.99.0.1/24 dev etap0 &&
+	ip -n "$NS" link set etap0 up
+	RC=0
+	timeout -k 5 120 ip netns exec "$NS" "$EMBER" run --kernel "$GUEST/net.elf" --memory 128M --debug-exit \
+		--net tap=etap0,mac=52:54:00:12:34:56 \
+		--cmdline "mac=52:54:00:12:34:56 ip=10.99.0.2 host=10.99.0.1" </dev/null >"$TMP/net.out" 2>&1 || RC=$?
+	if [ "$RC" = 1 ] && grep -Eq '^SUMMARY: [0-9]+ tests, 0 failures' "$TMP/net.out"; then
+		pass "$NET_CHECK"
+	else
+		fail "$NET_CHECK" "exit status $RC"; grep '^not ok' "$TMP/net.out" | sed 's/^/#   /'; show "$TMP/net.out"
+	fi
+	RC=0
+	ip netns exec "$NS" "$EMBER" run --kernel "$GUEST/hello.elf" --memory 64M --net tap=etap0 --net tap=etap0 \
+		</dev/null >"$TMP/out" 2>"$TMP/err" || RC=$?
+	if [ "$RC" = 2 ] && grep -q '^ember: error: --net tap=etap0: .*busy' "$TMP/err"; then
+		pass "--net on a tap already in use: one error line, exit 2"
+	else
+		fail "--net on a tap already in use: one error line, exit 2" "exit $RC"; sed 's/^/#   /' "$TMP/err"
+	fi
+	ip netns del "$NS"
+fi
