@@ -25,6 +25,7 @@ struct vm_config {
 	unsigned ncpus;
 	enum on_reboot on_reboot;
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
