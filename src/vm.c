@@ -20,6 +20,8 @@
 #include "log.h"
 #include "vcpu.h"
 
+uint64_t ember_start_ns;
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;
