@@ -158,26 +158,26 @@ static enum ctl_status state_result(struct vm *vm, struct ctl_reply *rep)
 	return CTL_OK;
 }
 
-static enum ctl_status cmd_pause(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
+/* pause and resume: vm_pause/vm_resume, then the state they left. */
+static enum ctl_status change_state(struct vm *vm, int (*fn)(struct vm *), const char *what,
+				    struct ctl_reply *rep)
 {
-	struct ctl_ctx *ctx = opaque;
-	int r = vm_pause(ctx->vm);
+	int r = fn(vm);
 	if (r == -ESHUTDOWN)
 		return ctl_error(rep, CTL_ERR_STATE, "the VM is stopping");
 	if (r)
-		return ctl_error(rep, CTL_ERR_INTERNAL, "pause: %s", strerror(-r));
-	return state_result(ctx->vm, rep);
+		return ctl_error(rep, CTL_ERR_INTERNAL, "%s: %s", what, strerror(-r));
+	return state_result(vm, rep);
+}
+
+static enum ctl_status cmd_pause(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
+{
+	return change_state(((struct ctl_ctx *)opaque)->vm, vm_pause, "pause", rep);
 }
 
 static enum ctl_status cmd_resume(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
 {
-	struct ctl_ctx *ctx = opaque;
-	int r = vm_resume(ctx->vm);
-	if (r == -ESHUTDOWN)
-		return ctl_error(rep, CTL_ERR_STATE, "the VM is stopping");
-	if (r)
-		return ctl_error(rep, CTL_ERR_INTERNAL, "resume: %s", strerror(-r));
-	return state_result(ctx->vm, rep);
+	return change_state(((struct ctl_ctx *)opaque)->vm, vm_resume, "resume", rep);
 }
 
 static enum ctl_status cmd_quit(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
