@@ -147,7 +147,9 @@ static void client_work(struct client *c, int budget)
 		size_t len = nl ? (size_t)(nl - line) : c->in_len;
 		if (!nl && c->in_len == IN_CAP) {
 			/* No way to find where the next request starts: give up. */
-			json_object *e = protocol_error(NULL, CTL_ERR_TOO_LONG, "request line longer than 65536 bytes");
+			char msg[64];
+			snprintf(msg, sizeof(msg), "request line longer than %d bytes", CTL_MAX_LINE);
+			json_object *e = protocol_error(NULL, CTL_ERR_TOO_LONG, msg);
 			client_send(c, e);
 			log_info("control: client %u sent an over-long line; disconnecting it", c->num);
 			c->dead = true;
@@ -259,7 +261,9 @@ static void on_accept(void *opaque, uint32_t events)
 			return;
 		}
 		if (srv->nclients >= CTL_MAX_CLIENTS) {
-			json_object *e = protocol_error(NULL, CTL_ERR_CLIENTS, "too many control clients (at most 32)");
+			char msg[64];
+			snprintf(msg, sizeof(msg), "too many control clients (at most %d)", CTL_MAX_CLIENTS);
+			json_object *e = protocol_error(NULL, CTL_ERR_CLIENTS, msg);
 			size_t len;
 			const char *text = protocol_text(e, &len);
 			char line[256];
