@@ -165,8 +165,9 @@ int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_
 		uint8_t *dst = mem_ptr(m, p->p_paddr, p->p_memsz);
 		if (!dst)
 			return check_fits(m, p->p_paddr, p->p_memsz, err, errlen);
+		/* The rest of p_memsz (bss) is not cleared: guest RAM is a fresh
+		 * memfd, already zero, and writing zeros would fault in every page. */
 		memcpy(dst, k->data + p->p_offset, p->p_filesz);
-		memset(dst + p->p_filesz, 0, p->p_memsz - p->p_filesz);
 	}
 	*entry = k->entry;
 	return 0;
