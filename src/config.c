@@ -71,6 +71,7 @@ void config_usage_run(void)
 	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
 	       "  --net tap=NAME[,mac=MAC]  virtio-net on an existing tap device\n"
 	       "  --rng                virtio-rng, fed from getrandom(2)\n"
+	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -210,7 +211,8 @@ int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen)
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_DISK, OPT_NET, OPT_RNG,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET,
+	OPT_DISK, OPT_NET, OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -221,6 +223,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
@@ -281,6 +284,12 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 			cfg->nnets++;
 			break;
 		}
+		case OPT_API_SOCKET:
+			/* sun_path holds 108 bytes with the NUL. */
+			if (!*optarg || strlen(optarg) > 107)
+				return usage_error("--api-socket: the path must be 1 to 107 bytes");
+			cfg->api_socket = optarg;
+			break;
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;

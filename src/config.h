@@ -49,6 +49,7 @@ struct vm_config {
 	struct net_config nets[CONFIG_MAX_NETS];
 	unsigned nnets;
 	bool rng;                 /* virtio-rng */
+	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 
 /* Parse one --disk / --net value into d / n; on error writes a message

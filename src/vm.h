@@ -20,6 +20,7 @@ struct vcpu;
 struct virtio_dev;
 struct serial;
 struct acpi_pm;
+struct control_server;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -65,6 +66,7 @@ struct vm {
 
 	struct serial *serial;
 	struct acpi_pm *pm;
+	struct control_server *control;   /* --api-socket, set by control_attach */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
