@@ -16,6 +16,12 @@
 #include "log.h"
 
 #define SECTOR 512u
+/* Requests this big go to io_uring's worker threads (IOSQE_ASYNC): a
+ * buffered read or write is a copy, done inline by io_uring_enter on the
+ * loop thread otherwise, one after the other; the workers copy in
+ * parallel and each completes on its own. Small requests stay inline,
+ * where they cost least. */
+#define ASYNC_BYTES (128 * 1024)
 
 struct blk_req {
 	struct vq_elem e;
@@ -222,6 +228,8 @@ static void start(struct vblk *b, struct blk_req *q)
 	}
 	}
 	q->used_len = (uint32_t)r->data_len;
+	if (r->data_len >= ASYNC_BYTES)
+		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, q);
 	b->inflight++;
 }
