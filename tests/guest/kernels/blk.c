@@ -111,8 +111,10 @@ void kmain(void)
 
 	uint64_t want = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH) |
 			(1ull << VIRTIO_BLK_F_RO) | (1ull << VIRTIO_BLK_F_DISCARD) |
-			(1ull << VIRTIO_BLK_F_WRITE_ZEROES) | (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+			(1ull << VIRTIO_BLK_F_WRITE_ZEROES) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+			(1ull << VIRTIO_RING_F_EVENT_IDX);
 	report(vdev_negotiate(&dev, want), "FEATURES_OK accepted");
+	report(dev.features & (1ull << VIRTIO_RING_F_EVENT_IDX), "EVENT_IDX negotiated (the kernel polls; kicks always)");
 	report(!!(dev.features & (1ull << VIRTIO_BLK_F_RO)) == ro, "RO feature %s", ro ? "offered" : "absent");
 	volatile struct virtio_blk_config *cfg = (volatile void *)dev.devcfg;
 	report(cfg->capacity == sectors, "capacity %lu sectors", (unsigned long)cfg->capacity);
