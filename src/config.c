@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/x86/cpumodel.h"
 #include "log.h"
 #include "version.h"
 
@@ -65,6 +66,8 @@ void config_usage_run(void)
 	       "  --cmdline STR        kernel command line\n"
 	       "  --memory SIZE        guest RAM, e.g. 512M, 2G (default 256M)\n"
 	       "  --cpus N             number of vCPUs (default 1)\n"
+	       "  --cpu MODEL[,+FEAT,-FEAT...]  guest CPU model: host (default), x86-64,\n"
+	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
@@ -99,7 +102,8 @@ static int check_readable(const char *what, const char *path)
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_CPU,
+	OPT_TEST_SAVE_RESTORE,
 };
 
 static const struct option run_options[] = {
@@ -108,6 +112,10 @@ static const struct option run_options[] = {
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "cpu", required_argument, NULL, OPT_CPU },
+	/* Hidden, for tests: pause after MS ms, save, restore into a fresh
+	 * VM, save again, compare, go on (src/migration/selftest.c). */
+	{ "test-save-restore-after", required_argument, NULL, OPT_TEST_SAVE_RESTORE },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -122,6 +130,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->mem_size = 256ULL << 20;
 	cfg->ncpus = 1;
 	cfg->cmdline = "";
+	cfg->cpu = "host";
 
 	optind = 1;
 	opterr = 0;
@@ -138,6 +147,17 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_CPUS:
 			if (parse_uint(optarg, 1, 4096, &cfg->ncpus))
 				return usage_error("--cpus %s: must be a number from 1", optarg);
+			break;
+		case OPT_CPU: {
+			char err[256];
+			if (cpumodel_check_spec(optarg, err, sizeof(err)))
+				return usage_error("%s", err);
+			cfg->cpu = optarg;
+			break;
+		}
+		case OPT_TEST_SAVE_RESTORE:
+			if (parse_uint(optarg, 1, 3600000, &cfg->test_save_restore_ms))
+				return usage_error("--test-save-restore-after %s: milliseconds from 1", optarg);
 			break;
 		case OPT_ON_REBOOT:
 			if (!strcmp(optarg, "exit"))

@@ -25,6 +25,8 @@ struct vm_config {
 	unsigned ncpus;
 	enum on_reboot on_reboot;
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
+	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.

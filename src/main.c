@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd_cpu.h"
 #include "config.h"
 #include "log.h"
 #include "version.h"
@@ -13,6 +14,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
+		   "  cpu       show the guest CPU model and the MSRs saved (ember cpu --help)\n"
 		   "  version   print the version\n");
 }
 
@@ -51,6 +53,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cpu"))
+		return cmd_cpu(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("ember %s\n", EMBER_VERSION);
 		return 0;

@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
 #include "log.h"
 #include "vm.h"
@@ -45,7 +44,6 @@ static int set_lapic_lint(int fd)
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 {
-	static struct kvm_cpuid2 *supported;
 	struct vcpu *v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -64,25 +62,16 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 		free(v);
 		return err;
 	}
-	if (!supported && !(supported = cpuid_get_supported(vm->kvm_fd)))
-		goto fail;
-	size_t sz = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
-	if (!c)
-		goto fail;
-	memcpy(c, supported, sz);
-	cpuid_apply_topology(c, index, vm->ncpus);
-	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
-	free(c);
-	if (r < 0 || set_lapic_lint(v->fd) < 0)
-		goto fail;
+	int r = guest_cpu_setup_vcpu(&vm->cpu, v->fd, index, vm->ncpus);
+	if (!r)
+		r = set_lapic_lint(v->fd);
+	if (r) {
+		vcpu_destroy(v);
+		return r;
+	}
 	install_kick_handler();
 	*out = v;
 	return 0;
-fail:;
-	int err = errno ? -errno : -EINVAL;
-	vcpu_destroy(v);
-	return err;
 }
 
 void vcpu_destroy(struct vcpu *v)

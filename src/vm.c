@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
 #include "devices/acpi_pm.h"
@@ -56,6 +57,19 @@ static int vm_error(const char *what, int err)
 	return EXIT_VMM_ERROR;
 }
 
+/* Say what the CPU model means on this backend, once. */
+static void warn_cpu_model(struct vm *vm)
+{
+	const struct cpu_model *m = &vm->cpu.model;
+	if (m->backend_masked[0])
+		log_info("--cpu %s: hiding %s, which %s cannot run in guest kernel mode (+name shows it)",
+			 m->spec, m->backend_masked, vm->backend);
+	if (!strcmp(vm->backend, "kvm_pvm") &&
+	    (cpuid_has(m->cpuid, F_CX16) || cpuid_has(m->cpuid, F_XSAVE)))
+		log_warn("--cpu %s offers cx16/xsave: kvm_pvm fails cmpxchg16b and xsave/xrstor in guest "
+			 "kernel mode", m->spec);
+}
+
 static int open_kvm(struct vm *vm)
 {
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -81,6 +95,16 @@ static int open_kvm(struct vm *vm)
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		return vm_error("KVM_GET_VCPU_MMAP_SIZE", errno);
+	char err[512];
+	int r = guest_cpu_init(&vm->cpu, vm->kvm_fd, vm->backend, vm->cfg->cpu ? vm->cfg->cpu : "host",
+			       err, sizeof(err));
+	if (r == -EINVAL)
+		return user_error(err);
+	if (r) {
+		log_error("%s", err);
+		return EXIT_VMM_ERROR;
+	}
+	warn_cpu_model(vm);
 	return 0;
 }
 
@@ -94,13 +118,16 @@ static int create_platform(struct vm *vm)
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
+	int r = guest_cpu_setup_vm(&vm->cpu, vm->vm_fd);
+	if (r)
+		return vm_error("CPU model (PMU)", r);
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return vm_error("KVM_CREATE_IRQCHIP", errno);
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return vm_error("KVM_CREATE_PIT2", errno);
 
-	int r = mem_create(&vm->mem, vm->cfg->mem_size);
+	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
 	for (int i = 0; i < vm->mem.nregions; i++) {
@@ -258,6 +285,7 @@ void vm_destroy(struct vm *vm)
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
+	guest_cpu_free(&vm->cpu);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	loop_destroy(&vm->loop);

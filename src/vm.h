@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "arch/x86/boot.h"
+#include "arch/x86/guestcpu.h"
 #include "bus.h"
 #include "config.h"
 #include "irq.h"
@@ -42,6 +43,7 @@ struct vm {
 	struct loop loop;
 	struct boot_info boot;
 	unsigned ncpus;
+	struct guest_cpu cpu;         /* CPU model, MSR list, KVM state caps */
 	struct vcpu **vcpus;
 	struct irq_line isa_irq[16];  /* ISA lines through KVM_IRQ_LINE */
 
