@@ -2,7 +2,7 @@
 # `make run` installs dependencies, builds and boots the guest-kit demo.
 CC      ?= gcc
 BUILD   := build
-PKGS    := json-c libseccomp liburing
+PKGS    := json-c libseccomp liburing zlib
 CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -D_GNU_SOURCE -Isrc -g \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

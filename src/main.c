@@ -5,6 +5,7 @@
 #include "cmd_cpu.h"
 #include "config.h"
 #include "log.h"
+#include "migration/selftest.h"
 #include "version.h"
 #include "vm.h"
 
@@ -24,22 +25,36 @@ static int cmd_run(int argc, char **argv)
 	int r = config_parse_run(argc, argv, &cfg);
 	if (r)
 		return r == 1 ? 0 : r;
+	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
+	bool restore_next = false;
 	for (;;) {
 		struct vm vm;
 		r = vm_create(&vm, &cfg);
+		if (!r && restore_next) {
+			restore_next = false;
+			r = selftest_restore(&vm, &st);
+		} else if (!r && st.ms && !st.fired && (r = selftest_arm(&vm, &st))) {
+			r = EXIT_VMM_ERROR;
+		}
 		if (r) {
 			vm_destroy(&vm);
+			selftest_free(&st);
 			return r;
 		}
 		enum vm_stop_reason why = vm_run(&vm);
 		r = vm.exit_code;
 		vm_destroy(&vm);
+		if (st.fired && st.saved.len) {
+			restore_next = true;   /* go on in a fresh VM from the saved state */
+			continue;
+		}
 		if (why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
 			log_info("guest reset: restarting");
 			continue;
 		}
 		if (why == STOP_RESET)
 			log_info("guest reset: exiting (--on-reboot exit)");
+		selftest_free(&st);
 		return r;
 	}
 }

@@ -289,6 +289,18 @@ static bool wait_while_paused(struct vcpu *v)
 	return go_on;
 }
 
+/* An I/O or MMIO read is finished (the data in RAX, RIP moved on) only by
+ * the next KVM_RUN; run once with immediate_exit so the state a paused vCPU
+ * shows is whole (api.rst, KVM_RUN and immediate_exit). */
+static void complete_exit(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		log_warn("vCPU %u: KVM_RUN with immediate_exit returned an exit (%u)", v->index,
+			 v->run->exit_reason);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -302,9 +314,15 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	bool exit_open = false;   /* the last KVM_RUN ended in an exit we handled */
 	for (;;) {
-		if (__atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) != VM_RUNNING && !wait_while_paused(v))
-			break;
+		if (__atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) != VM_RUNNING) {
+			if (exit_open)
+				complete_exit(v);
+			exit_open = false;
+			if (!wait_while_paused(v))
+				break;
+		}
 		if (!v->first_run_ns)
 			v->first_run_ns = now_ns();
 		int r = ioctl(v->fd, KVM_RUN, 0);
@@ -320,6 +338,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (!handle_exit(v))
 			break;
+		exit_open = true;
 	}
 	return NULL;
 }

@@ -18,6 +18,7 @@
 struct vcpu;
 struct serial;
 struct acpi_pm;
+struct selftest;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -49,6 +50,7 @@ struct vm {
 
 	struct serial *serial;
 	struct acpi_pm *pm;
+	struct selftest *selftest;     /* --test-save-restore-after, else NULL */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */

@@ -93,6 +93,14 @@ int guest_cpu_setup_vm(struct guest_cpu *g, int vm_fd)
 		if (ioctl(vm_fd, KVM_ENABLE_CAP, &ec) < 0)
 			return -errno;
 	}
+	/* Pending exceptions keep their payload (CR2, DR6) apart until
+	 * delivered, so a saved vCPU with one pending restores exactly
+	 * (api.rst 7.19 KVM_CAP_EXCEPTION_PAYLOAD). */
+	if (cap(vm_fd, KVM_CAP_EXCEPTION_PAYLOAD) > 0) {
+		struct kvm_enable_cap ec = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
+		if (ioctl(vm_fd, KVM_ENABLE_CAP, &ec) < 0)
+			return -errno;
+	}
 	int x2 = cap(vm_fd, KVM_CAP_XSAVE2);
 	if (x2 > 0)
 		g->xsave_size = (unsigned)x2;
