@@ -61,6 +61,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	ember_start_ns = now_ns();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

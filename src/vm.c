@@ -20,6 +20,8 @@
 #include "log.h"
 #include "vcpu.h"
 
+uint64_t ember_start_ns;
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -121,12 +123,6 @@ static int create_platform(struct vm *vm)
 	int r = guest_cpu_setup_vm(&vm->cpu, vm->vm_fd);
 	if (r)
 		return vm_error("CPU model (PMU)", r);
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return vm_error("KVM_CREATE_IRQCHIP", errno);
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return vm_error("KVM_CREATE_PIT2", errno);
-
 	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
@@ -141,6 +137,13 @@ static int create_platform(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return vm_error("KVM_SET_USER_MEMORY_REGION", errno);
 	}
+	/* Memory slots before the irqchip: with an in-kernel irqchip present
+	 * each slot update waits for an SRCU grace period (~6 ms here). */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return vm_error("KVM_CREATE_IRQCHIP", errno);
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return vm_error("KVM_CREATE_PIT2", errno);
 	for (unsigned i = 0; i < 16; i++)
 		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
 	return 0;

@@ -77,5 +77,7 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 
 uint64_t now_ns(void);
+/* CLOCK_MONOTONIC at the top of main(), for start-up timing. */
+extern uint64_t ember_start_ns;
 
 #endif

@@ -484,7 +484,7 @@ static uint8_t *madt_cpus(uint8_t *p, unsigned ncpus)
 	return p;
 }
 
-static uint8_t *madt_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
+static uint8_t *put_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
 {
 	struct madt_iso e = {
 		.type = MADT_TYPE_ISO, .length = sizeof(e),
@@ -495,7 +495,7 @@ static uint8_t *madt_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
 }
 
 /* The IOAPIC, its ISA overrides and the NMI wiring. */
-static uint8_t *madt_ioapic(uint8_t *p, unsigned ncpus)
+static uint8_t *madt_irq_routing(uint8_t *p, unsigned ncpus)
 {
 	struct madt_ioapic io = {
 		.type = MADT_TYPE_IOAPIC, .length = sizeof(io),
@@ -509,9 +509,9 @@ static uint8_t *madt_ioapic(uint8_t *p, unsigned ncpus)
 	p = put(p, &io, sizeof(io));
 	/* The PIT's IRQ 0 is on IOAPIC pin 2, as on every PC (the VM's GSI
 	 * routing must agree); ISA-conforming means edge, active high. */
-	p = madt_iso(p, 0, 2, MPS_INTI_CONFORMS);
+	p = put_iso(p, 0, 2, MPS_INTI_CONFORMS);
 	/* The SCI is level-triggered; acpi_pm drives it active high. */
-	p = madt_iso(p, IRQ_ACPI_SCI, IRQ_ACPI_SCI, MPS_INTI_LEVEL | MPS_INTI_ACTIVE_HIGH);
+	p = put_iso(p, IRQ_ACPI_SCI, IRQ_ACPI_SCI, MPS_INTI_LEVEL | MPS_INTI_ACTIVE_HIGH);
 	/* LINT1 is the NMI input on every local APIC. */
 	p = put(p, &nmi, sizeof(nmi));
 	if (ncpus > MADT_XAPIC_MAX_CPUS) {
@@ -535,7 +535,7 @@ static int build_madt(struct acpi_area *a, unsigned ncpus, uint64_t *gpa)
 	madt->lapic_address = (uint32_t)LAYOUT_LAPIC;
 	madt->flags = MADT_PCAT_COMPAT;
 	p = madt_cpus((uint8_t *)(madt + 1), ncpus);
-	madt_ioapic(p, ncpus);
+	madt_irq_routing(p, ncpus);
 	header_checksum(&madt->h);
 	return 0;
 }
