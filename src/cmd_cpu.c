@@ -54,9 +54,11 @@ static struct signature cpu_signature(const struct kvm_cpuid2 *c)
 	return s;
 }
 
-/* Creates a scratch VM and vCPU, gives it the CPUID and reads every MSR of
- * the save list: proves KVM accepts both. Returns a message or NULL. */
-static const char *probe_on_vcpu(struct guest_cpu *g, int kvm_fd, unsigned ncpus, char *buf, size_t len)
+/* Creates a scratch VM and vCPU, gives it vCPU 0's CPUID, reads it back
+ * (*c0: what the guest sees) and reads every MSR of the save list: proves
+ * KVM accepts both. Returns a message or NULL. */
+static const char *probe_on_vcpu(struct guest_cpu *g, int kvm_fd, unsigned ncpus, char *buf, size_t len,
+				 struct kvm_cpuid2 **c0)
 {
 	const char *res = NULL;
 	int vm = ioctl(kvm_fd, KVM_CREATE_VM, 0), vcpu = -1;
@@ -69,8 +71,12 @@ static const char *probe_on_vcpu(struct guest_cpu *g, int kvm_fd, unsigned ncpus
 		goto out;
 	}
 	int r = guest_cpu_setup_vcpu(g, vcpu, 0, ncpus);
-	if (r) {
-		snprintf(buf, len, "KVM_SET_CPUID2/KVM_X86_SETUP_MCE: %s", strerror(-r));
+	struct kvm_cpuid2 *want = cpuid_for_vcpu(g->model.cpuid, 0, ncpus);
+	if (!r && want && !(*c0 = cpuid_effective(vcpu, want)))
+		r = -errno;
+	free(want);
+	if (r || !*c0) {
+		snprintf(buf, len, "KVM_SET_CPUID2/KVM_X86_SETUP_MCE: %s", strerror(r ? -r : ENOMEM));
 		res = buf;
 		goto out;
 	}
@@ -106,6 +112,9 @@ static void print_text(struct guest_cpu *g, const struct kvm_cpuid2 *c, unsigned
 	       g->model.backend_masked[0] ? " (hides " : "", g->model.backend_masked,
 	       g->model.backend_masked[0] ? " on this backend)" : "");
 	printf("backend:   %s\n", backend);
+	if (g->model.backend_forced[0])
+		printf("forced:    %s shows the guest these although the model lacks them: %s\n", backend,
+		       g->model.backend_forced);
 	printf("vendor:    %s\n", vendor);
 	printf("family:    %#x  model: %#x  stepping: %u  (signature %#010x)\n", s.family, s.model,
 	       s.stepping, s.raw);
@@ -164,6 +173,7 @@ static void print_json(struct guest_cpu *g, const struct kvm_cpuid2 *c, unsigned
 	json_object_object_add(o, "model", json_object_new_string(g->model.base));
 	json_object_object_add(o, "backend", json_object_new_string(backend));
 	json_object_object_add(o, "backend_masked", json_object_new_string(g->model.backend_masked));
+	json_object_object_add(o, "backend_forced", json_object_new_string(g->model.backend_forced));
 	json_object_object_add(o, "vendor", json_object_new_string(vendor));
 	json_object_object_add(o, "family", json_object_new_int(s.family));
 	json_object_object_add(o, "model_number", json_object_new_int(s.model));
@@ -296,8 +306,8 @@ int cmd_cpu(int argc, char **argv)
 		return EXIT_VMM_ERROR;
 	}
 	char pbuf[256];
-	const char *probe_err = probe_on_vcpu(&g, kvm_fd, ncpus, pbuf, sizeof(pbuf));
-	struct kvm_cpuid2 *c0 = cpuid_for_vcpu(g.model.cpuid, 0, ncpus);
+	struct kvm_cpuid2 *c0 = NULL;
+	const char *probe_err = probe_on_vcpu(&g, kvm_fd, ncpus, pbuf, sizeof(pbuf), &c0);
 	if (c0) {
 		if (json)
 			print_json(&g, c0, ncpus, backend, probe_err);

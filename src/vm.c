@@ -66,10 +66,14 @@ static void warn_cpu_model(struct vm *vm)
 	if (m->backend_masked[0])
 		log_info("--cpu %s: hiding %s, which %s cannot run in guest kernel mode (+name shows it)",
 			 m->spec, m->backend_masked, vm->backend);
-	if (!strcmp(vm->backend, "kvm_pvm") &&
-	    (cpuid_has(m->cpuid, F_CX16) || cpuid_has(m->cpuid, F_XSAVE)))
-		log_warn("--cpu %s offers cx16/xsave: kvm_pvm fails cmpxchg16b and xsave/xrstor in guest "
-			 "kernel mode", m->spec);
+	if (m->backend_forced[0] && strcmp(m->base, "host"))
+		log_warn("--cpu %s: %s also shows the guest %s; a snapshot restores only where KVM does the same",
+			 m->spec, vm->backend, m->backend_forced);
+	static const int risky[] = { F_CX16, F_XSAVE };
+	for (unsigned i = 0; i < 2 && !strcmp(vm->backend, "kvm_pvm"); i++)
+		if (cpuid_has(m->cpuid, risky[i]) && !strstr(m->backend_forced, cpu_features[risky[i]].name))
+			log_warn("--cpu %s offers %s: kvm_pvm cannot run %s in guest kernel mode", m->spec,
+				 cpu_features[risky[i]].name, i ? "xsave/xrstor" : "lock cmpxchg16b");
 }
 
 static int open_kvm(struct vm *vm)

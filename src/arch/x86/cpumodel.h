@@ -15,7 +15,8 @@
 
 /* What the host offers, gathered once (cpuid_host_caps()). */
 struct cpu_host {
-	struct kvm_cpuid2 *supported;  /* effective KVM_GET_SUPPORTED_CPUID */
+	struct kvm_cpuid2 *supported;  /* what KVM shows a guest given everything it supports */
+	struct kvm_cpuid2 *raw_supported; /* KVM_GET_SUPPORTED_CPUID itself, when it differs */
 	bool pmu;                      /* KVM gives guests a PMU (enable_pmu) */
 	const char *backend;           /* "kvm_pvm", "kvm_intel", ... */
 };
@@ -26,6 +27,7 @@ struct cpu_model {
 	struct kvm_cpuid2 *cpuid;      /* the guest CPUID, before per-vCPU topology */
 	bool pmu;                      /* the guest has a PMU */
 	char backend_masked[128];      /* features "host" hid for this backend, "" if none */
+	char backend_forced[1024];     /* features the backend shows although not asked for */
 };
 
 /* Checks model and feature names only (no KVM): for the command line.

@@ -37,6 +37,10 @@ int guest_cpu_replace_cpuid(struct guest_cpu *g, const struct kvm_cpuid2 *cpuid,
 			    size_t errlen);
 void guest_cpu_free(struct guest_cpu *g);
 
+/* KVM_SET_CPUID2 then KVM_GET_CPUID2: the CPUID the guest will really
+ * see (malloc), NULL with errno when KVM refuses it. */
+struct kvm_cpuid2 *cpuid_effective(int vcpu_fd, const struct kvm_cpuid2 *c);
+
 /* VM-wide setup before any vCPU exists (PMU on/off). 0 or -errno. */
 int guest_cpu_setup_vm(struct guest_cpu *g, int vm_fd);
 /* KVM_SET_CPUID2 (with this vCPU's topology) and MCE banks. 0 or -errno. */

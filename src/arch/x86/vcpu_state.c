@@ -350,10 +350,24 @@ static int load_cpuid(struct vcpu *v, struct state_reader *r, const struct cpu_f
 	memcpy(c->entries, f->cpuid, f->cpuid_len);
 	char err[256];
 	int e = guest_cpu_replace_cpuid(&v->vm->cpu, c, err, sizeof(err));
-	if (e)
+	if (e) {
 		state_fail(r, "CPU: %s", err);
-	else if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+		free(c);
+		return e;
+	}
+	/* The guest must see exactly the saved CPUID here too. */
+	struct kvm_cpuid2 *got = cpuid_effective(v->fd, c);
+	if (!got)
 		e = state_fail(r, "KVM_SET_CPUID2: %s", strerror(errno));
+	for (unsigned i = 0; got && !e && i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *want = &c->entries[i];
+		const struct kvm_cpuid_entry2 *have = cpuid_entry(got, want->function, want->index);
+		if (!have || have->eax != want->eax || have->ebx != want->ebx || have->ecx != want->ecx ||
+		    have->edx != want->edx)
+			e = state_fail(r, "this host's KVM shows CPUID %#x.%u differently than the saved guest saw",
+				       want->function, want->index);
+	}
+	free(got);
 	free(c);
 	return e;
 }
