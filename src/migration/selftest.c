@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "migration/vmsave.h"
+#include "vcpu.h"
 #include "vm.h"
 
 static void on_timer(void *opaque, uint32_t events)
@@ -20,6 +22,11 @@ static void on_timer(void *opaque, uint32_t events)
 	st->timer_fd = -1;
 	if (vm_pause(vm))
 		return;   /* the guest is already stopping */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (!ioctl(vm->vcpus[0]->fd, KVM_GET_REGS, &regs) && !ioctl(vm->vcpus[0]->fd, KVM_GET_SREGS, &sregs))
+		fprintf(stderr, "ember: selftest: vCPU 0 paused at CPL%u, RIP %#llx\n", sregs.cs.selector & 3,
+			(unsigned long long)regs.rip);
 	struct state_writer w;
 	uint64_t t0 = now_ns();
 	int r = state_writer_init(&w, state_buf_sink(&st->saved));

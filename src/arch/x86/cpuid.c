@@ -134,10 +134,33 @@ static void apply_topology(struct kvm_cpuid2 *c, unsigned index, unsigned ncpus)
 	}
 }
 
+/* Leaves 0xB and 0x1F list levels until an invalid one: give them the
+ * SMT, core and terminating subleaves even when KVM listed only subleaf 0. */
+static void add_topology_subleaves(struct kvm_cpuid2 *c)
+{
+	static const uint32_t leaves[] = { 0xb, 0x1f };
+	for (unsigned l = 0; l < 2; l++) {
+		struct kvm_cpuid_entry2 *e0 = cpuid_entry(c, leaves[l], 0);
+		if (!e0)
+			continue;
+		uint32_t flags = e0->flags | KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		e0->flags = flags;
+		for (uint32_t sub = 1; sub <= 2; sub++) {
+			if (cpuid_entry(c, leaves[l], sub))
+				continue;
+			c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+				.function = leaves[l], .index = sub, .flags = flags,
+			};
+		}
+	}
+}
+
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *c, unsigned index, unsigned ncpus)
 {
-	struct kvm_cpuid2 *v = cpuid_dup(c, 0);
-	if (v)
+	struct kvm_cpuid2 *v = cpuid_dup(c, 4);
+	if (v) {
+		add_topology_subleaves(v);
 		apply_topology(v, index, ncpus);
+	}
 	return v;
 }

@@ -16,6 +16,7 @@ enum msr_cond {
 	C_WRITE_ONLY,   /* a command MSR: nothing to read back */
 	C_NOT_STATE,    /* read-only, set another way, or host-only */
 	C_PMU_AMD,      /* AMD PMU (no CPUID bit for the legacy counters); feat[] if given */
+	C_PMU_AMD_V2,   /* PerfMonV2 with core counters (CPUID 0x80000022 EBX[3:0] > 0) */
 	C_PMU_INTEL_GP, /* Intel GP counter n: n < CPUID.0AH:EAX[15:8]; feat[] if given */
 	C_PMU_INTEL_FIXED, /* fixed counter n: n < CPUID.0AH:EDX[4:0] */
 	C_PMU_INTEL_V2, /* needs architectural PMU version 2 */
@@ -108,7 +109,7 @@ static const struct msr_rule rules[] = {
 	{ 0xc0000102, 0xc0000102, "KERNEL_GS_BASE", C_FEAT, false, F1(F_LM), NULL },
 	{ 0xc0000103, 0xc0000103, "TSC_AUX", C_FEAT, false, F2(F_RDTSCP, F_RDPID), NULL },
 	{ 0xc0000104, 0xc0000104, "AMD64_TSC_RATIO", C_FEAT, false, F1(F_SVM), NULL },
-	{ 0xc0000300, 0xc0000303, "AMD64_PERF_CNTR_GLOBAL", C_PMU_AMD, false, F1(F_PERFMON_V2), NULL },
+	{ 0xc0000300, 0xc0000303, "AMD64_PERF_CNTR_GLOBAL", C_PMU_AMD_V2, false, F1(F_PERFMON_V2), NULL },
 	{ 0xc0010000, 0xc0010007, "K7_PERF", C_PMU_AMD, false, NOF, NULL },
 	{ 0xc0010015, 0xc0010015, "K7_HWCR", C_ALWAYS, false, NOF, NULL },
 	{ 0xc0010114, 0xc0010114, "VM_CR", C_FEAT, false, F1(F_SVM), NULL },
@@ -186,6 +187,15 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 	case C_PMU_AMD:
 		if (!g->pmu || !amd) {
 			*why = g->pmu ? "not an AMD guest" : "guest has no PMU";
+			return false;
+		}
+		return any_feature(r, g->cpuid, why);
+	case C_PMU_AMD_V2:
+		/* KVM gives the global registers only with counters to control
+		 * (amd_pmu_refresh); a PerfMonV2 bit with zero counters, as
+		 * kvm_pvm reports, leaves them #GP in the guest. */
+		if (!g->pmu || !amd || !(leaf_reg(g->cpuid, 0x80000022, EBX) & 0xf)) {
+			*why = !g->pmu ? "guest has no PMU" : "guest has no PerfMonV2 core counters";
 			return false;
 		}
 		return any_feature(r, g->cpuid, why);
