@@ -13,6 +13,8 @@ static const char stream_magic[8] = { 'E', 'M', 'B', 'R', 'S', 'T', 'A', 'T' };
 #define SECTION_MAGIC 0x54434553u   /* "SECT" */
 #define SECTION_HDR 48
 #define FIELD_HDR 8
+/* Field values are padded to 8 bytes so a loader may use them in place. */
+#define PADDED(len) (((uint64_t)(len) + 7) & ~(uint64_t)7)
 
 static uint32_t crc(const void *p, size_t len)
 {
@@ -182,9 +184,12 @@ static void put_field(struct state_writer *w, uint16_t tag, uint8_t type, uint8_
 	h[2] = type;
 	h[3] = flags;
 	put_le32(h + 4, (uint32_t)len);
+	static const uint8_t pad[8];
 	int r = buf_append(&w->sec, h, sizeof(h));
 	if (!r)
 		r = buf_append(&w->sec, p, len);
+	if (!r)
+		r = buf_append(&w->sec, pad, (size_t)(PADDED(len) - len));
 	if (r)
 		w->err = r;
 }
@@ -274,7 +279,7 @@ static int next_field(const struct state_reader *r, uint16_t *tag, uint8_t *type
 	*type = h[2];
 	*flags = h[3];
 	*len = get_le32(h + 4);
-	if (*len > r->len - r->pos - FIELD_HDR)
+	if (PADDED(*len) > r->len - r->pos - FIELD_HDR)
 		return -EBADMSG;
 	return 0;
 }
@@ -302,7 +307,7 @@ static int get_field(struct state_reader *r, uint16_t want_tag, uint8_t want_typ
 	if (type != want_type)
 		return rfail(r, -EBADMSG, "field %u: type %u, expected %u", tag, type, want_type);
 	*p = r->p + r->pos + FIELD_HDR;
-	r->pos += FIELD_HDR + *len;
+	r->pos += FIELD_HDR + (size_t)PADDED(*len);
 	return 0;
 }
 
@@ -496,8 +501,8 @@ static int compare_fields(const struct section *a, const struct section *b, unsi
 			return errf(msg, msglen, 1, "section %s[%u]: field %u differs at byte %u (%#x vs %#x)",
 				    a->name, a->instance, ta, off, pa[off], pb[off]);
 		}
-		ra.pos += FIELD_HDR + la;
-		rb.pos += FIELD_HDR + lb;
+		ra.pos += FIELD_HDR + (size_t)PADDED(la);
+		rb.pos += FIELD_HDR + (size_t)PADDED(lb);
 	}
 }
 

@@ -9,7 +9,7 @@
  * Stream:   "EMBRSTAT" u32 format-version u32 0
  * Section:  u32 'SECT' char name[16] u32 instance u32 version u32 0
  *           u64 payload-length u32 payload-crc32 u32 header-crc32, payload
- * Field:    u16 tag u8 type u8 flags u32 length, value
+ * Field:    u16 tag u8 type u8 flags u32 length, value, zeros to 8 bytes
  * The last section is "end" with an empty payload. Little-endian. */
 #ifndef EMBER_MIGRATION_STATE_H
 #define EMBER_MIGRATION_STATE_H
