@@ -377,6 +377,8 @@ static int read_stream_header(struct state_source *src, char *err, size_t errlen
 	if (v != STATE_FORMAT_VERSION)
 		return errf(err, errlen, -EPROTO, "state stream format %u, this Ember reads %u", v,
 			    STATE_FORMAT_VERSION);
+	if (get_le32(h + 12))
+		return errf(err, errlen, -EBADMSG, "state stream header has unknown flags %#x", get_le32(h + 12));
 	return 0;
 }
 
