@@ -18,8 +18,14 @@ ASAN_OBJS:= $(SRCS:%.c=$(BUILD)/asan/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
+# libFuzzer targets: clang, the library rebuilt with fuzzer coverage.
+FUZZ_CC  ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJS:= $(SRCS:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME?= 60
 
-.PHONY: all test check unit guest run deps clean bench fuzz
+.PHONY: all test check unit guest run deps clean bench fuzz fuzzers
 all: $(BUILD)/ember $(BUILD)/asan/ember guest
 
 $(BUILD)/obj/%.o: %.c
@@ -49,6 +55,23 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
 
 unit: $(UNIT_BINS)
 
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/libember.a: $(FUZZ_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libember.a
+	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS)
+
+fuzzers: $(FUZZ_BINS)
+
+# Each target for FUZZ_TIME seconds from its seed corpus
+# (tests/fuzz/corpus/NAME/); new inputs land in build/fuzz/corpus/NAME/.
+fuzz: fuzzers
+	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
+
 guest:
 	$(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest)
 
@@ -60,7 +83,7 @@ deps:
 test: deps
 	$(MAKE) check
 
-check: all unit
+check: all unit fuzzers
 	bash tests/run.sh
 
 run: deps

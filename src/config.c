@@ -70,6 +70,7 @@ void config_usage_run(void)
 	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
+	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -102,7 +103,7 @@ static int check_readable(const char *what, const char *path)
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_CPU,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
 	OPT_TEST_SAVE_RESTORE,
 };
 
@@ -118,6 +119,7 @@ static const struct option run_options[] = {
 	{ "test-save-restore-after", required_argument, NULL, OPT_TEST_SAVE_RESTORE },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -168,6 +170,12 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--on-reboot %s: must be exit or restart", optarg);
 			break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
+		case OPT_API_SOCKET:
+			/* sun_path holds 108 bytes with the NUL. */
+			if (!*optarg || strlen(optarg) > 107)
+				return usage_error("--api-socket: the path must be 1 to 107 bytes");
+			cfg->api_socket = optarg;
+			break;
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;

@@ -27,6 +27,7 @@ struct vm_config {
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
+	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.

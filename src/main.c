@@ -4,6 +4,8 @@
 
 #include "cmd_cpu.h"
 #include "config.h"
+#include "control/control.h"
+#include "control/ctl.h"
 #include "log.h"
 #include "migration/selftest.h"
 #include "version.h"
@@ -16,6 +18,7 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
 		   "  cpu       show the guest CPU model and the MSRs saved (ember cpu --help)\n"
+		   "  ctl       control a running VM through its --api-socket (ember ctl --help)\n"
 		   "  version   print the version\n");
 }
 
@@ -25,6 +28,13 @@ static int cmd_run(int argc, char **argv)
 	int r = config_parse_run(argc, argv, &cfg);
 	if (r)
 		return r == 1 ? 0 : r;
+	/* The control socket outlives guest restarts: clients stay connected. */
+	struct control_server *ctl = NULL;
+	char err[512];
+	if (cfg.api_socket && control_open(cfg.api_socket, &ctl, err, sizeof(err))) {
+		fprintf(stderr, "ember: error: %s\n", err);
+		return EXIT_USAGE;
+	}
 	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
 	bool restore_next = false;
 	for (;;) {
@@ -33,15 +43,20 @@ static int cmd_run(int argc, char **argv)
 		if (!r && restore_next) {
 			restore_next = false;
 			r = selftest_restore(&vm, &st);
-		} else if (!r && st.ms && !st.fired && (r = selftest_arm(&vm, &st))) {
+		} else if (!r && st.ms && !st.fired && selftest_arm(&vm, &st)) {
+			r = EXIT_VMM_ERROR;
+		}
+		if (!r && ctl && (r = control_attach(ctl, &vm))) {
+			log_error("control socket: %s", strerror(-r));
 			r = EXIT_VMM_ERROR;
 		}
 		if (r) {
+			control_detach(ctl);
 			vm_destroy(&vm);
-			selftest_free(&st);
-			return r;
+			break;
 		}
 		enum vm_stop_reason why = vm_run(&vm);
+		control_detach(ctl);
 		r = vm.exit_code;
 		vm_destroy(&vm);
 		if (st.fired && st.saved.len) {
@@ -54,9 +69,11 @@ static int cmd_run(int argc, char **argv)
 		}
 		if (why == STOP_RESET)
 			log_info("guest reset: exiting (--on-reboot exit)");
-		selftest_free(&st);
-		return r;
+		break;
 	}
+	selftest_free(&st);
+	control_close(ctl);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -71,6 +88,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "cpu"))
 		return cmd_cpu(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("ember %s\n", EMBER_VERSION);
 		return 0;

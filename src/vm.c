@@ -14,6 +14,7 @@
 #include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
+#include "control/control.h"
 #include "devices/acpi_pm.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
@@ -207,12 +208,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->stop_reason == STOP_NONE) {
+	bool first = vm->stop_reason == STOP_NONE;
+	if (first) {
 		vm->stop_reason = reason;
 		vm->exit_code = exit_code;
 	}
 	__atomic_store_n(&vm->state, VM_STOPPING, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&vm->cond);
+	/* Under the lock, so events leave in the order the states changed. */
+	if (first)
+		control_state_event(vm, VM_STOPPING);
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus && vm->vcpus[i])
@@ -227,12 +232,15 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return -ESHUTDOWN;
 	}
+	bool was_running = vm->state == VM_RUNNING;
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && was_running)
+		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
 	return r;
 }
@@ -244,6 +252,7 @@ int vm_resume(struct vm *vm)
 	if (vm->state == VM_PAUSED) {
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
+		control_state_event(vm, VM_RUNNING);
 	} else if (vm->state == VM_STOPPING) {
 		r = -ESHUTDOWN;
 	}
@@ -257,6 +266,7 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	if (r)
 		log_warn("console input unavailable: %s", strerror(-r));
 	__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+	control_state_event(vm, VM_RUNNING);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_start(vm->vcpus[i]))) {
 			log_error("starting vCPU %u: %s", i, strerror(-r));

@@ -19,6 +19,7 @@ struct vcpu;
 struct serial;
 struct acpi_pm;
 struct selftest;
+struct control_server;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -51,6 +52,7 @@ struct vm {
 	struct serial *serial;
 	struct acpi_pm *pm;
 	struct selftest *selftest;     /* --test-save-restore-after, else NULL */
+	struct control_server *control;   /* --api-socket, set by control_attach */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */

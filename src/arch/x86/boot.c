@@ -188,8 +188,12 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 	bp->e820_entries = (uint8_t)e820_build(m, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
 
 	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true };
-	if (acpi_build(m, &acfg, &out->rsdp)) {
-		snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);
+	int aerr = acpi_build(m, &acfg, &out->rsdp);
+	if (aerr) {
+		if (aerr == -ENOSPC)
+			snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);
+		else
+			snprintf(err, errlen, "ACPI tables: %s", strerror(-aerr));
 		goto out;
 	}
 	bp->acpi_rsdp_addr = out->rsdp;

@@ -28,7 +28,9 @@ static int ntables;
 static uint32_t cpu_apic_ids[KIT_MAX_CPUS];
 static int ncpus;
 static uint64_t lapic_pa = 0xfee00000;
+static uint16_t pm1a_evt = 0x600;
 static uint16_t pm1a_cnt = 0x604;
+static uint16_t pm_tmr = 0x608;
 
 bool acpi_checksum_ok(const void *p, size_t len)
 {
@@ -96,19 +98,31 @@ static void parse_madt(const struct acpi_sdt *madt)
 	}
 }
 
-static void parse_fadt(const struct acpi_sdt *fadt)
+/* A FADT port: the 32-bit block field at off, else the system-I/O X_ field
+ * (a Generic Address Structure) at xoff; 0 when neither is there. */
+static uint16_t fadt_port(const struct acpi_sdt *fadt, unsigned off, unsigned xoff)
 {
 	const uint8_t *p = (const uint8_t *)fadt;
 	uint32_t port = 0;
-	if (fadt->length >= 68)
-		memcpy(&port, p + 64, 4);
-	if (!port && fadt->length >= 184 && p[172] == 1 /* system I/O */) {
+	if (fadt->length >= off + 4)
+		memcpy(&port, p + off, 4);
+	if (!port && fadt->length >= xoff + 12 && p[xoff] == 1 /* system I/O */) {
 		uint64_t x;
-		memcpy(&x, p + 176, 8);
+		memcpy(&x, p + xoff + 4, 8);
 		port = (uint32_t)x;
 	}
-	if (port && port < 0x10000)
-		pm1a_cnt = (uint16_t)port;
+	return port < 0x10000 ? (uint16_t)port : 0;
+}
+
+static void parse_fadt(const struct acpi_sdt *fadt)
+{
+	uint16_t port;
+	if ((port = fadt_port(fadt, 56, 148)))
+		pm1a_evt = port;
+	if ((port = fadt_port(fadt, 64, 172)))
+		pm1a_cnt = port;
+	if ((port = fadt_port(fadt, 76, 208)))
+		pm_tmr = port;
 }
 
 void acpi_init(void)
@@ -166,3 +180,5 @@ int acpi_cpu_count(void) { return ncpus; }
 uint32_t acpi_cpu_apic_id(int i) { return i >= 0 && i < ncpus ? cpu_apic_ids[i] : 0xffffffffu; }
 uint64_t acpi_lapic_phys(void) { return lapic_pa; }
 uint16_t acpi_pm1a_cnt_port(void) { return pm1a_cnt; }
+uint16_t acpi_pm1a_evt_port(void) { return pm1a_evt; }
+uint16_t acpi_pm_tmr_port(void) { return pm_tmr; }

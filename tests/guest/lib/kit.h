@@ -126,6 +126,9 @@ int acpi_cpu_count(void);             /* enabled local (x2)APIC entries in the M
 uint32_t acpi_cpu_apic_id(int i);     /* i < acpi_cpu_count() */
 uint64_t acpi_lapic_phys(void);
 uint16_t acpi_pm1a_cnt_port(void);    /* from the FADT; 0x604 when absent */
+uint16_t acpi_pm1a_evt_port(void);    /* PM1a status (+2: enable); 0x600 when absent */
+uint16_t acpi_pm_tmr_port(void);      /* 32-bit, 3.579545 MHz; 0x608 when absent */
+#define ACPI_PM_TMR_HZ 3579545u
 
 /* ---- power.c ---------------------------------------------------------------- */
 #define DEBUG_EXIT_PORT 0xf4
