@@ -267,13 +267,14 @@ int cmd_cpu(int argc, char **argv)
 			for (const struct cpumodel_info *m = cpumodel_list(); m->name; m++)
 				printf("%-12s %s\n", m->name, m->desc);
 			return 0;
-		case OPT_LIST_FEATURES:
+		case OPT_LIST_FEATURES: {
+			static const char *const regs[] = { "EAX", "EBX", "ECX", "EDX" };
 			for (int f = 0; f < F_COUNT; f++)
 				printf("%-22s CPUID %#x.%u %s[%u]\n", cpu_features[f].name, cpu_features[f].leaf,
-				       cpu_features[f].subleaf, "EAX\0EBX\0ECX\0EDX" + 4 * cpu_features[f].reg,
-				       cpu_features[f].bit);
+				       cpu_features[f].subleaf, regs[cpu_features[f].reg & 3], cpu_features[f].bit);
 			printf("%-22s (not a CPUID bit) the guest has a PMU\n", "pmu");
 			return 0;
+		}
 		case 'h':
 			usage();
 			return 0;
