@@ -46,8 +46,11 @@ static int scratch_open(int kvm_fd, struct scratch *s)
 
 static void scratch_close(struct scratch *s)
 {
-	close(s->vcpu);
-	close(s->vm);
+	if (s->vcpu >= 0)
+		close(s->vcpu);
+	if (s->vm >= 0)
+		close(s->vm);
+	s->vm = s->vcpu = -1;
 }
 
 struct kvm_cpuid2 *cpuid_effective(int vcpu_fd, const struct kvm_cpuid2 *c)
@@ -179,7 +182,10 @@ int guest_cpu_init(struct guest_cpu *g, int kvm_fd, const char *backend, const c
 	g->vcpu_events = cap(kvm_fd, KVM_CAP_VCPU_EVENTS) > 0;
 	g->nested_state_size = cap(kvm_fd, KVM_CAP_NESTED_STATE);
 	g->nested_state = g->nested_state_size > 0;
-	scratch_close(&s);
+	/* Destroying a VM waits for SRCU grace periods (~15 ms on kvm_pvm) and
+	 * holds up creating the next: keep the scratch VM until teardown. */
+	g->scratch_vm = s.vm;
+	g->scratch_vcpu = s.vcpu;
 	return 0;
 fail:
 	if (s.vm >= 0)
@@ -206,6 +212,10 @@ int guest_cpu_replace_cpuid(struct guest_cpu *g, const struct kvm_cpuid2 *cpuid,
 
 void guest_cpu_free(struct guest_cpu *g)
 {
+	struct scratch s = { g->scratch_vm, g->scratch_vcpu };
+	if (g->scratch_vm > 0)
+		scratch_close(&s);
+	g->scratch_vm = g->scratch_vcpu = -1;
 	cpumodel_free(&g->model);
 	cpuid_host_free(&g->host);
 	free(g->host.raw_supported);

@@ -24,6 +24,7 @@ struct guest_cpu {
 	bool sregs2, xcrs, debugregs, vcpu_events, tsc_offset_attr, nested_state;
 	int nested_state_size;        /* KVM_CAP_NESTED_STATE */
 	int tsc_khz;                  /* host TSC frequency KVM reports, 0 if unknown */
+	int scratch_vm, scratch_vcpu; /* the probe VM, closed by guest_cpu_free */
 };
 
 /* Reads what the host offers and builds the model for `spec`. 0, -EINVAL
