@@ -132,18 +132,24 @@ static int save_fpu(struct vcpu *v, const struct guest_cpu *g, struct state_writ
 
 static int save_cpuid(struct vcpu *v, struct state_writer *w)
 {
-	struct kvm_cpuid2 *c = calloc(1, cpuid_size(256));
-	if (!c)
-		return -ENOMEM;
-	c->nent = 256;
-	if (ioctl(v->fd, KVM_GET_CPUID2, c) < 0) {
-		int r = kvm_err("KVM_GET_CPUID2");
+	for (unsigned n = 256; n <= 4096; n *= 4) {
+		struct kvm_cpuid2 *c = calloc(1, cpuid_size(n));
+		if (!c)
+			return -ENOMEM;
+		c->nent = n;
+		if (ioctl(v->fd, KVM_GET_CPUID2, c) == 0) {
+			state_put_blob(w, T_CPUID, c->entries, c->nent * sizeof(c->entries[0]));
+			free(c);
+			return 0;
+		}
+		int err = errno;
 		free(c);
-		return r;
+		if (err != E2BIG) {
+			errno = err;
+			return kvm_err("KVM_GET_CPUID2");
+		}
 	}
-	state_put_blob(w, T_CPUID, c->entries, c->nent * sizeof(c->entries[0]));
-	free(c);
-	return 0;
+	return -E2BIG;
 }
 
 int vcpu_state_save(struct vcpu *v, struct state_writer *w)
