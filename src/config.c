@@ -60,13 +60,19 @@ void config_usage_run(void)
 {
 	printf("usage: ember run --kernel PATH [options]\n"
 	       "\n"
-	       "  --kernel PATH        Linux bzImage, Linux vmlinux (ELF64) or an ELF64 guest-kit kernel\n"
-	       "  --initrd PATH        initial ramdisk\n"
+	       "  --kernel PATH        Linux bzImage, Linux vmlinux (ELF64), an ELF64 guest-kit kernel, or a\n"
+	       "                       multiboot v1 kernel (ELF32/ELF64, e.g. kvm-unit-tests' x86 .flat files)\n"
+	       "  --initrd PATH        initial ramdisk (a multiboot kernel gets it as its one module)\n"
 	       "  --cmdline STR        kernel command line\n"
 	       "  --memory SIZE        guest RAM, e.g. 512M, 2G (default 256M)\n"
 	       "  --cpus N             number of vCPUs (default 1)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
+	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
+	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
+	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
+	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
+	       "  --cpu host[,+F,-F]   CPUID feature changes (QEMU names: x2apic, tsc-deadline, ...)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -99,7 +105,8 @@ static int check_readable(const char *what, const char *path)
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_FW_CFG, OPT_PC_TESTDEV,
+	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU,
 };
 
 static const struct option run_options[] = {
@@ -110,6 +117,11 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "fw-cfg", no_argument, NULL, OPT_FW_CFG },
+	{ "pc-testdev", no_argument, NULL, OPT_PC_TESTDEV },
+	{ "rtc", no_argument, NULL, OPT_RTC },
+	{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES },
+	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -148,6 +160,18 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--on-reboot %s: must be exit or restart", optarg);
 			break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
+		case OPT_FW_CFG: cfg->fw_cfg = true; break;
+		case OPT_PC_TESTDEV: cfg->pc_testdev = true; break;
+		case OPT_RTC: cfg->rtc = true; break;
+		case OPT_TEST_DEVICES:
+			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = true;
+			break;
+		case OPT_CPU: {
+			char why[256];
+			if (cpu_spec_parse(optarg, &cfg->cpu, why, sizeof(why)))
+				return usage_error("--cpu %s: %s", optarg, why);
+			break;
+		}
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;
@@ -182,8 +206,14 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		return usage_error("--memory: %llu MiB is more than this host has (%llu MiB)",
 				   (unsigned long long)(cfg->mem_size >> 20),
 				   (unsigned long long)(host >> 20));
-	int ret = check_readable("kernel", cfg->kernel);
-	if (!ret && cfg->initrd)
+	/* Worded as QEMU words it: kvm-unit-tests' runner looks for "could not
+	 * load kernel" to tell a working VMM from one that declines options. */
+	int fd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("could not load kernel %s: %s", cfg->kernel, strerror(errno));
+	close(fd);
+	int ret = 0;
+	if (cfg->initrd)
 		ret = check_readable("initrd", cfg->initrd);
 	return ret;
 }

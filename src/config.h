@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/cpuid.h"
+
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
  * port, so Ember's own codes are even. */
 enum {
@@ -25,6 +27,11 @@ struct vm_config {
 	unsigned ncpus;
 	enum on_reboot on_reboot;
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
+	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */
+	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
+	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
+	struct cpu_spec cpu;      /* --cpu host,+f,-f: CPUID feature changes */
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.

@@ -14,6 +14,9 @@
 #include "arch/x86/layout.h"
 #include "console.h"
 #include "devices/acpi_pm.h"
+#include "devices/fw_cfg.h"
+#include "devices/pc_testdev.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
@@ -114,8 +117,34 @@ static int create_platform(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return vm_error("KVM_SET_USER_MEMORY_REGION", errno);
 	}
-	for (unsigned i = 0; i < 16; i++)
+	for (unsigned i = 0; i < 24; i++)
 		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	return 0;
+}
+
+/* The devices kvm-unit-tests expects of QEMU; a normal VM has none. */
+static int create_test_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int r;
+	if (cfg->fw_cfg) {
+		if (!(vm->fw_cfg = fw_cfg_create(vm->ncpus, cfg->mem_size)))
+			return vm_error("fw_cfg", ENOMEM);
+		if ((r = bus_register(&vm->pio, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &fw_cfg_ops, vm->fw_cfg, "fw_cfg")))
+			return vm_error("port registration", r);
+	}
+	if (cfg->pc_testdev) {
+		if (!(vm->testdev = pc_testdev_create(vm->isa_irq, &vm->mem)))
+			return vm_error("pc-testdev", ENOMEM);
+		if ((r = pc_testdev_register(vm->testdev, &vm->pio, &vm->mmio)))
+			return vm_error("pc-testdev registration", r);
+	}
+	if (cfg->rtc) {
+		if (!(vm->rtc = rtc_create(NULL)))
+			return vm_error("rtc", ENOMEM);
+		if ((r = bus_register(&vm->pio, RTC_PORT, RTC_PORT_LEN, &rtc_ops, vm->rtc, "rtc")))
+			return vm_error("port registration", r);
+	}
 	return 0;
 }
 
@@ -133,7 +162,7 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
-	return 0;
+	return create_test_devices(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -163,7 +192,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_error("vCPUs", ENOMEM);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
-			return vm_error("creating vCPU", r);
+			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
 		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
@@ -255,6 +284,9 @@ void vm_destroy(struct vm *vm)
 	}
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
+	fw_cfg_destroy(vm->fw_cfg);
+	pc_testdev_destroy(vm->testdev);
+	rtc_destroy(vm->rtc);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -17,6 +17,9 @@
 struct vcpu;
 struct serial;
 struct acpi_pm;
+struct fw_cfg;
+struct pc_testdev;
+struct rtc;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -43,10 +46,13 @@ struct vm {
 	struct boot_info boot;
 	unsigned ncpus;
 	struct vcpu **vcpus;
-	struct irq_line isa_irq[16];  /* ISA lines through KVM_IRQ_LINE */
+	struct irq_line isa_irq[24];  /* IOAPIC pins (ISA lines 0-15) through KVM_IRQ_LINE */
 
 	struct serial *serial;
 	struct acpi_pm *pm;
+	struct fw_cfg *fw_cfg;        /* --fw-cfg */
+	struct pc_testdev *testdev;   /* --pc-testdev */
+	struct rtc *rtc;              /* --rtc */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
