@@ -73,6 +73,8 @@ void config_usage_run(void)
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
 	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
 	       "  --cpu host[,+F,-F]   CPUID feature changes (QEMU names: x2apic, tsc-deadline, ...)\n"
+	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
+	       "                       (before the VM's teardown; ember test uses it)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -106,7 +108,7 @@ static int check_readable(const char *what, const char *path)
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_FW_CFG, OPT_PC_TESTDEV,
-	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU,
+	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU, OPT_RESULT_FD,
 };
 
 static const struct option run_options[] = {
@@ -122,6 +124,7 @@ static const struct option run_options[] = {
 	{ "rtc", no_argument, NULL, OPT_RTC },
 	{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES },
 	{ "cpu", required_argument, NULL, OPT_CPU },
+	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -134,6 +137,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->mem_size = 256ULL << 20;
 	cfg->ncpus = 1;
 	cfg->cmdline = "";
+	cfg->result_fd = -1;
 
 	optind = 1;
 	opterr = 0;
@@ -166,6 +170,13 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_TEST_DEVICES:
 			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = true;
 			break;
+		case OPT_RESULT_FD: {
+			unsigned fd;
+			if (parse_uint(optarg, 3, 1 << 20, &fd) || fcntl((int)fd, F_GETFD) < 0)
+				return usage_error("--result-fd %s: not an open file descriptor above 2", optarg);
+			cfg->result_fd = (int)fd;
+			break;
+		}
 		case OPT_CPU: {
 			char why[256];
 			if (cpu_spec_parse(optarg, &cfg->cpu, why, sizeof(why)))

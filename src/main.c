@@ -1,9 +1,13 @@
 /* ember: one process, one VM. The command line picks a subcommand. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "config.h"
 #include "log.h"
+#include "test_runner.h"
 #include "version.h"
 #include "vm.h"
 
@@ -13,6 +17,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
+		   "  test      run test kernels, each in its own VM, and summarize (ember test --help)\n"
 		   "  version   print the version\n");
 }
 
@@ -31,8 +36,15 @@ static int cmd_run(int argc, char **argv)
 		}
 		enum vm_stop_reason why = vm_run(&vm);
 		r = vm.exit_code;
+		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART;
+		if (!restart && cfg.result_fd >= 0) {
+			uint8_t code = (uint8_t)r;
+			if (write(cfg.result_fd, &code, 1) != 1)
+				log_warn("--result-fd: %s", strerror(errno));
+			close(cfg.result_fd);
+		}
 		vm_destroy(&vm);
-		if (why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
+		if (restart) {
 			log_info("guest reset: restarting");
 			continue;
 		}
@@ -51,6 +63,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "test"))
+		return cmd_test(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("ember %s\n", EMBER_VERSION);
 		return 0;
