@@ -72,6 +72,7 @@ void config_usage_run(void)
 	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
 	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
+	       "  --pit-discard        the PIT drops ticks the guest missed instead of reinjecting them\n"
 	       "  --cpu host[,+F,-F]   CPUID feature changes (QEMU names: x2apic, tsc-deadline, ...)\n"
 	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
 	       "                       (before the VM's teardown; ember test uses it)\n"
@@ -108,7 +109,7 @@ static int check_readable(const char *what, const char *path)
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_FW_CFG, OPT_PC_TESTDEV,
-	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU, OPT_RESULT_FD,
+	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU, OPT_RESULT_FD, OPT_PIT_DISCARD,
 };
 
 static const struct option run_options[] = {
@@ -125,6 +126,7 @@ static const struct option run_options[] = {
 	{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES },
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
+	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -167,6 +169,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_FW_CFG: cfg->fw_cfg = true; break;
 		case OPT_PC_TESTDEV: cfg->pc_testdev = true; break;
 		case OPT_RTC: cfg->rtc = true; break;
+		case OPT_PIT_DISCARD: cfg->pit_discard = true; break;
 		case OPT_TEST_DEVICES:
 			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = true;
 			break;

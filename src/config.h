@@ -31,6 +31,7 @@ struct vm_config {
 	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */
 	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
 	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
+	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
 	struct cpu_spec cpu;
 	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */      /* --cpu host,+f,-f: CPUID feature changes */
 };

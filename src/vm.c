@@ -102,6 +102,11 @@ static int create_platform(struct vm *vm)
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return vm_error("KVM_CREATE_PIT2", errno);
+	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
+	 * are dropped rather than delivered late in a burst. */
+	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
+	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
+		return vm_error("KVM_REINJECT_CONTROL", errno);
 
 	int r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
