@@ -128,3 +128,13 @@ bool bus_find(struct bus *b, uint64_t addr, struct bus_range *out)
 	pthread_rwlock_unlock(&b->lock);
 	return r != NULL;
 }
+
+size_t bus_list(struct bus *b, struct bus_range *out, size_t max)
+{
+	pthread_rwlock_rdlock(&b->lock);
+	size_t n = b->count;
+	if (n && max)
+		memcpy(out, b->ranges, (n < max ? n : max) * sizeof(*out));
+	pthread_rwlock_unlock(&b->lock);
+	return n;
+}

@@ -49,5 +49,7 @@ bool bus_write(struct bus *b, uint64_t addr, unsigned size, uint64_t value);
 
 /* The range containing addr, copied out (for diagnostics); false if none. */
 bool bus_find(struct bus *b, uint64_t addr, struct bus_range *out);
+/* Copy up to max ranges, in address order; returns how many there are. */
+size_t bus_list(struct bus *b, struct bus_range *out, size_t max);
 
 #endif

@@ -76,6 +76,7 @@ void config_usage_run(void)
 	       "  --cpu host[,+F,-F]   CPUID feature changes (QEMU names: x2apic, tsc-deadline, ...)\n"
 	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
 	       "                       (before the VM's teardown; ember test uses it)\n"
+	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -110,6 +111,7 @@ enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_FW_CFG, OPT_PC_TESTDEV,
 	OPT_RTC, OPT_TEST_DEVICES, OPT_CPU, OPT_RESULT_FD, OPT_PIT_DISCARD,
+	OPT_API_SOCKET,
 };
 
 static const struct option run_options[] = {
@@ -127,6 +129,7 @@ static const struct option run_options[] = {
 	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -186,6 +189,12 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--cpu %s: %s", optarg, why);
 			break;
 		}
+		case OPT_API_SOCKET:
+			/* sun_path holds 108 bytes with the NUL. */
+			if (!*optarg || strlen(optarg) > 107)
+				return usage_error("--api-socket: the path must be 1 to 107 bytes");
+			cfg->api_socket = optarg;
+			break;
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;

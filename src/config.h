@@ -33,7 +33,8 @@ struct vm_config {
 	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
 	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
 	struct cpu_spec cpu;
-	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */      /* --cpu host,+f,-f: CPUID feature changes */
+	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
+	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.

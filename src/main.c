@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "control/control.h"
+#include "control/ctl.h"
 #include "log.h"
 #include "test_runner.h"
 #include "version.h"
@@ -18,6 +20,7 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
 		   "  test      run test kernels, each in its own VM, and summarize (ember test --help)\n"
+		   "  ctl       control a running VM through its --api-socket (ember ctl --help)\n"
 		   "  version   print the version\n");
 }
 
@@ -27,14 +30,27 @@ static int cmd_run(int argc, char **argv)
 	int r = config_parse_run(argc, argv, &cfg);
 	if (r)
 		return r == 1 ? 0 : r;
+	/* The control socket outlives guest restarts: clients stay connected. */
+	struct control_server *ctl = NULL;
+	char err[512];
+	if (cfg.api_socket && control_open(cfg.api_socket, &ctl, err, sizeof(err))) {
+		fprintf(stderr, "ember: error: %s\n", err);
+		return EXIT_USAGE;
+	}
 	for (;;) {
 		struct vm vm;
 		r = vm_create(&vm, &cfg);
+		if (!r && ctl && (r = control_attach(ctl, &vm))) {
+			log_error("control socket: %s", strerror(-r));
+			r = EXIT_VMM_ERROR;
+		}
 		if (r) {
+			control_detach(ctl);
 			vm_destroy(&vm);
-			return r;
+			break;
 		}
 		enum vm_stop_reason why = vm_run(&vm);
+		control_detach(ctl);
 		r = vm.exit_code;
 		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART;
 		if (!restart && cfg.result_fd >= 0) {
@@ -50,12 +66,15 @@ static int cmd_run(int argc, char **argv)
 		}
 		if (why == STOP_RESET)
 			log_info("guest reset: exiting (--on-reboot exit)");
-		return r;
+		break;
 	}
+	control_close(ctl);
+	return r;
 }
 
 int main(int argc, char **argv)
 {
+	ember_start_ns = now_ns();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -65,6 +84,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "test"))
 		return cmd_test(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("ember %s\n", EMBER_VERSION);
 		return 0;

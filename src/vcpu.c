@@ -347,8 +347,12 @@ static void *vcpu_thread(void *arg)
 	for (;;) {
 		if (__atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) != VM_RUNNING && !wait_while_paused(v))
 			break;
-		if (!v->first_run_ns)
+		if (!v->first_run_ns) {
 			v->first_run_ns = now_ns();
+			if (v->index == 0)
+				log_info("first KVM_RUN %.3f ms after start",
+					 (double)(v->first_run_ns - ember_start_ns) / 1e6);
+		}
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -13,6 +13,7 @@
 #include "arch/x86/backend.h"
 #include "arch/x86/layout.h"
 #include "console.h"
+#include "control/control.h"
 #include "devices/acpi_pm.h"
 #include "devices/fw_cfg.h"
 #include "devices/pc_testdev.h"
@@ -21,6 +22,8 @@
 #include "devices/sysctl.h"
 #include "log.h"
 #include "vcpu.h"
+
+uint64_t ember_start_ns;
 
 uint64_t now_ns(void)
 {
@@ -97,17 +100,6 @@ static int create_platform(struct vm *vm)
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return vm_error("KVM_CREATE_IRQCHIP", errno);
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return vm_error("KVM_CREATE_PIT2", errno);
-	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
-	 * are dropped rather than delivered late in a burst. */
-	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
-	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
-		return vm_error("KVM_REINJECT_CONTROL", errno);
-
 	int r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
@@ -122,6 +114,18 @@ static int create_platform(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return vm_error("KVM_SET_USER_MEMORY_REGION", errno);
 	}
+	/* Memory slots before the irqchip: with an in-kernel irqchip present
+	 * each slot update waits for an SRCU grace period (~6 ms here). */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return vm_error("KVM_CREATE_IRQCHIP", errno);
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return vm_error("KVM_CREATE_PIT2", errno);
+	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
+	 * are dropped rather than delivered late in a burst. */
+	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
+	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
+		return vm_error("KVM_REINJECT_CONTROL", errno);
 	for (unsigned i = 0; i < 24; i++)
 		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
 	return 0;
@@ -207,12 +211,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->stop_reason == STOP_NONE) {
+	bool first = vm->stop_reason == STOP_NONE;
+	if (first) {
 		vm->stop_reason = reason;
 		vm->exit_code = exit_code;
 	}
 	__atomic_store_n(&vm->state, VM_STOPPING, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&vm->cond);
+	/* Under the lock, so events leave in the order the states changed. */
+	if (first)
+		control_state_event(vm, VM_STOPPING);
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus && vm->vcpus[i])
@@ -227,12 +235,15 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return -ESHUTDOWN;
 	}
+	bool was_running = vm->state == VM_RUNNING;
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && was_running)
+		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
 	return r;
 }
@@ -244,6 +255,7 @@ int vm_resume(struct vm *vm)
 	if (vm->state == VM_PAUSED) {
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
+		control_state_event(vm, VM_RUNNING);
 	} else if (vm->state == VM_STOPPING) {
 		r = -ESHUTDOWN;
 	}
@@ -257,6 +269,7 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	if (r)
 		log_warn("console input unavailable: %s", strerror(-r));
 	__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+	control_state_event(vm, VM_RUNNING);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_start(vm->vcpus[i]))) {
 			log_error("starting vCPU %u: %s", i, strerror(-r));

@@ -20,6 +20,7 @@ struct acpi_pm;
 struct fw_cfg;
 struct pc_testdev;
 struct rtc;
+struct control_server;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -53,6 +54,7 @@ struct vm {
 	struct fw_cfg *fw_cfg;        /* --fw-cfg */
 	struct pc_testdev *testdev;   /* --pc-testdev */
 	struct rtc *rtc;              /* --rtc */
+	struct control_server *control;   /* --api-socket, set by control_attach */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
@@ -79,5 +81,7 @@ int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 
 uint64_t now_ns(void);
+/* CLOCK_MONOTONIC at the top of main(), for start-up timing. */
+extern uint64_t ember_start_ns;
 
 #endif

@@ -17,7 +17,7 @@ run_one() {  # NAME CMD...
 	out=$(mktemp /tmp/ember-one.XXXXXX)
 	"$@" >"$out" 2>&1
 	rc=$?
-	sed -n -e "s/^\(not ok\|ok\)[ 0-9]*\(- \)\?/\1 - $name: /p" "$out" | tee -a "$LOG"
+	sed -n -e "s#^\(not ok\|ok\)[ 0-9]*\(- \)\?#\1 - $name: #p" "$out" | tee -a "$LOG"
 	if ! grep -Eq '^(not )?ok' "$out" || { [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; }; then
 		echo "not ok - $name: exited $rc" | tee -a "$LOG"
 		sed 's/^/#   /' "$out" | tail -n 30

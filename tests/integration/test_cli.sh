@@ -56,8 +56,8 @@ if ! have_kvm; then
 	exit 0
 fi
 bad_input "cpus above KVM's limit" "KVM on this host allows at most" --kernel "$KERNEL" --cpus 4096
-head -c $((4 << 20)) /dev/zero >"$TMP/big-initrd"
-bad_input "initrd that does not fit" "initrd .* does not fit" --kernel "$KERNEL" --memory 2M --initrd "$TMP/big-initrd"
+head -c $((16 << 20)) /dev/zero >"$TMP/big-initrd"
+bad_input "initrd that does not fit" "initrd .* does not fit" --kernel "$KERNEL" --memory 16M --initrd "$TMP/big-initrd"
 # An ELF whose segment lies beyond a small RAM.
 python3 - "$TMP/far.elf" <<'PY'
 import struct, sys

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -72,6 +73,30 @@ static void test_run_good(void **state)
 	assert_int_equal(cfg.on_reboot, ON_REBOOT_RESTART);
 }
 
+static void test_api_socket(void **state)
+{
+	struct vm_config cfg;
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null"), ARGS("--kernel", "/dev/null")), 0);
+	assert_null(cfg.api_socket);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--api-socket", "/run/x.sock"),
+			       ARGS("--kernel", "/dev/null", "--api-socket", "/run/x.sock")), 0);
+	assert_string_equal(cfg.api_socket, "/run/x.sock");
+	/* sun_path: 107 bytes and the NUL. */
+	char p107[108], p108[109];
+	memset(p107, 'a', 107);
+	p107[107] = '\0';
+	memset(p108, 'a', 108);
+	p108[108] = '\0';
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--api-socket", p107),
+			       ARGS("--kernel", "/dev/null", "--api-socket", p107)), 0);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--api-socket", p108),
+			       ARGS("--kernel", "/dev/null", "--api-socket", p108)), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--api-socket", ""),
+			       ARGS("--kernel", "/dev/null", "--api-socket", "")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--api-socket"),
+			       ARGS("--kernel", "/dev/null", "--api-socket")), EXIT_USAGE);
+}
+
 static void test_run_bad(void **state)
 {
 	struct vm_config cfg;
@@ -101,6 +126,7 @@ int main(void)
 		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_run_good),
 		cmocka_unit_test(test_run_bad),
+		cmocka_unit_test(test_api_socket),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

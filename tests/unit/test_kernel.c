@@ -151,7 +151,6 @@ static void test_elf_load(void **state)
 	struct kernel_image k;
 	struct elf_image *e = make_elf(0x200000, 0x200000, false);
 	assert_int_equal(kernel_parse((void *)e, sizeof(*e), &k, err, sizeof(err)), 0);
-	memset(mem_ptr(&m, 0x200000, 0x2000), 0xee, 0x2000);
 	uint64_t entry;
 	assert_int_equal(kernel_load(&k, &m, &entry, err, sizeof(err)), 0);
 	const uint8_t *p = mem_ptr(&m, 0x200000, 0x2000);

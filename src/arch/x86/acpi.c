@@ -415,10 +415,12 @@ static int build_fadt(struct acpi_area *a, uint64_t facs, uint64_t dsdt, uint64_
 
 	if (!f)
 		return -ENOSPC;
-	/* Both widths of each pointer, equal: ACPICA only complains when
-	 * they differ, and 32-bit-only parsers still find the tables. */
+	/* ACPI 6.0 5.2.9: when X_FIRMWARE_CTRL is set FIRMWARE_CTRL must be
+	 * zero; the FACS is below 4 GiB, so use the 32-bit field that every
+	 * parser (kvm-unit-tests' s3 too) reads, as QEMU does. Both DSDT
+	 * widths are set, equal: ACPICA only complains when they differ. */
 	f->firmware_ctrl = (uint32_t)facs;
-	f->x_firmware_ctrl = facs;
+	f->x_firmware_ctrl = 0;
 	f->dsdt = (uint32_t)dsdt;
 	f->x_dsdt = dsdt;
 	f->preferred_pm_profile = 0;    /* unspecified */
@@ -447,7 +449,7 @@ static uint64_t madt_len(unsigned ncpus)
 	uint64_t xapic = ncpus < MADT_XAPIC_MAX_CPUS ? ncpus : MADT_XAPIC_MAX_CPUS;
 	uint64_t x2apic = ncpus - xapic;
 	uint64_t len = sizeof(struct acpi_madt) + xapic * sizeof(struct madt_lapic) +
-		       sizeof(struct madt_ioapic) + 2 * sizeof(struct madt_iso) +
+		       sizeof(struct madt_ioapic) + sizeof(struct madt_iso) +
 		       sizeof(struct madt_lapic_nmi);
 
 	if (x2apic)
@@ -484,7 +486,7 @@ static uint8_t *madt_cpus(uint8_t *p, unsigned ncpus)
 	return p;
 }
 
-static uint8_t *madt_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
+static uint8_t *put_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
 {
 	struct madt_iso e = {
 		.type = MADT_TYPE_ISO, .length = sizeof(e),
@@ -495,7 +497,7 @@ static uint8_t *madt_iso(uint8_t *p, uint8_t irq, uint32_t gsi, uint16_t flags)
 }
 
 /* The IOAPIC, its ISA overrides and the NMI wiring. */
-static uint8_t *madt_ioapic(uint8_t *p, unsigned ncpus)
+static uint8_t *madt_irq_routing(uint8_t *p, unsigned ncpus)
 {
 	struct madt_ioapic io = {
 		.type = MADT_TYPE_IOAPIC, .length = sizeof(io),
@@ -507,11 +509,10 @@ static uint8_t *madt_ioapic(uint8_t *p, unsigned ncpus)
 	};
 
 	p = put(p, &io, sizeof(io));
-	/* The PIT's IRQ 0 is on IOAPIC pin 2, as on every PC (the VM's GSI
-	 * routing must agree); ISA-conforming means edge, active high. */
-	p = madt_iso(p, 0, 2, MPS_INTI_CONFORMS);
+	/* No IRQ 0 -> GSI 2 override: KVM's default GSI routing delivers the
+	 * in-kernel PIT on IOAPIC pin 0, so ISA IRQs stay identity-mapped. */
 	/* The SCI is level-triggered; acpi_pm drives it active high. */
-	p = madt_iso(p, IRQ_ACPI_SCI, IRQ_ACPI_SCI, MPS_INTI_LEVEL | MPS_INTI_ACTIVE_HIGH);
+	p = put_iso(p, IRQ_ACPI_SCI, IRQ_ACPI_SCI, MPS_INTI_LEVEL | MPS_INTI_ACTIVE_HIGH);
 	/* LINT1 is the NMI input on every local APIC. */
 	p = put(p, &nmi, sizeof(nmi));
 	if (ncpus > MADT_XAPIC_MAX_CPUS) {
@@ -535,7 +536,7 @@ static int build_madt(struct acpi_area *a, unsigned ncpus, uint64_t *gpa)
 	madt->lapic_address = (uint32_t)LAYOUT_LAPIC;
 	madt->flags = MADT_PCAT_COMPAT;
 	p = madt_cpus((uint8_t *)(madt + 1), ncpus);
-	madt_ioapic(p, ncpus);
+	madt_irq_routing(p, ncpus);
 	header_checksum(&madt->h);
 	return 0;
 }

@@ -105,11 +105,12 @@ static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, st
 		      char *err, size_t errlen)
 {
 	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true };
-	if (acpi_build(m, &acfg, &out->rsdp)) {
+	int aerr = acpi_build(m, &acfg, &out->rsdp);
+	if (aerr == -ENOSPC)
 		snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);
-		return EXIT_USAGE;
-	}
-	return 0;
+	else if (aerr)
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-aerr));
+	return aerr ? EXIT_USAGE : 0;
 }
 
 /* Multiboot v1 (kvm-unit-tests' .flat files): the command line is the

@@ -100,9 +100,13 @@ static int parse_elf64(const uint8_t *d, size_t size, struct kernel_image *k, ch
 				    i, (unsigned long long)p->p_paddr);
 		lo = p->p_paddr < lo ? p->p_paddr : lo;
 		hi = mend > hi ? mend : hi;
-		/* vmlinux has a virtual e_entry: translate it through its segment. */
-		if (!entry_found && !__builtin_add_overflow(p->p_vaddr, p->p_memsz, &vend) &&
-		    eh->e_entry >= p->p_vaddr && eh->e_entry < vend) {
+		/* e_entry may be physical (vmlinux: phys_startup_64) or virtual:
+		 * translate a virtual one through the segment holding it. */
+		if (!entry_found && eh->e_entry >= p->p_paddr && eh->e_entry < mend) {
+			k->entry = eh->e_entry;
+			entry_found = true;
+		} else if (!entry_found && !__builtin_add_overflow(p->p_vaddr, p->p_memsz, &vend) &&
+			   eh->e_entry >= p->p_vaddr && eh->e_entry < vend) {
 			k->entry = eh->e_entry - p->p_vaddr + p->p_paddr;
 			entry_found = true;
 		}
@@ -161,8 +165,9 @@ int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_
 		uint8_t *dst = mem_ptr(m, p->p_paddr, p->p_memsz);
 		if (!dst)
 			return check_fits(m, p->p_paddr, p->p_memsz, err, errlen);
+		/* The rest of p_memsz (bss) is not cleared: guest RAM is a fresh
+		 * memfd, already zero, and writing zeros would fault in every page. */
 		memcpy(dst, k->data + p->p_offset, p->p_filesz);
-		memset(dst + p->p_filesz, 0, p->p_memsz - p->p_filesz);
 	}
 	*entry = k->entry;
 	return 0;

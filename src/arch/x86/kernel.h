@@ -41,7 +41,7 @@ struct kernel_image {
 /* Recognize and check the image. 0, or -EINVAL with a reason in err. */
 int kernel_parse(const uint8_t *data, size_t size, struct kernel_image *k, char *err, size_t errlen);
 
-/* Copy the kernel into guest RAM; sets the physical entry point (for a
+/* Copy the kernel into fresh (all-zero) guest RAM; sets the physical entry point (for a
  * bzImage the 64-bit entry, load address + 0x200). 0 or -errno with err. */
 int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_t *entry,
 		char *err, size_t errlen);
