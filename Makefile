@@ -72,8 +72,11 @@ fuzzers: $(FUZZ_BINS)
 fuzz: fuzzers
 	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
 
+# The guest kit (tests/guest, ELF64) and the multiboot test kernels
+# (tests/guest/multiboot, ELF32 .flat files like kvm-unit-tests').
 guest:
-	$(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest)
+	if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest); fi
+	$(MAKE) -C tests/guest/multiboot O=$(abspath $(BUILD)/guest/mb)
 
 deps:
 	bash tools/install-deps.sh

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
  * port, so Ember's own codes are even. */
 enum {
@@ -27,6 +28,12 @@ struct vm_config {
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
+	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
+	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */
+	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
+	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
+	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
+	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 

@@ -1,5 +1,8 @@
 /* ember: one process, one VM. The command line picks a subcommand. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cmd_cpu.h"
@@ -8,6 +11,7 @@
 #include "control/ctl.h"
 #include "log.h"
 #include "migration/selftest.h"
+#include "test_runner.h"
 #include "version.h"
 #include "vm.h"
 
@@ -18,6 +22,7 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
 		   "  cpu       show the guest CPU model and the MSRs saved (ember cpu --help)\n"
+		   "  test      run test kernels, each in its own VM, and summarize (ember test --help)\n"
 		   "  ctl       control a running VM through its --api-socket (ember ctl --help)\n"
 		   "  version   print the version\n");
 }
@@ -58,12 +63,19 @@ static int cmd_run(int argc, char **argv)
 		enum vm_stop_reason why = vm_run(&vm);
 		control_detach(ctl);
 		r = vm.exit_code;
+		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART;
+		if (!restart && cfg.result_fd >= 0) {
+			uint8_t code = (uint8_t)r;
+			if (write(cfg.result_fd, &code, 1) != 1)
+				log_warn("--result-fd: %s", strerror(errno));
+			close(cfg.result_fd);
+		}
 		vm_destroy(&vm);
 		if (st.fired && st.saved.len) {
 			restore_next = true;   /* go on in a fresh VM from the saved state */
 			continue;
 		}
-		if (why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
+		if (restart) {
 			log_info("guest reset: restarting");
 			continue;
 		}
@@ -88,6 +100,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "cpu"))
 		return cmd_cpu(argc - 1, argv + 1);
+	if (!strcmp(cmd, "test"))
+		return cmd_test(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
+#include "arch/x86/multiboot.h"
 #include "log.h"
 #include "vm.h"
 
@@ -96,6 +97,31 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code
 /* The Linux 64-bit boot protocol state (Documentation/arch/x86/boot.rst,
  * "64-bit Boot Protocol"): long mode, identity map, flat segments with
  * __BOOT_CS/__BOOT_DS, RSI = boot_params, interrupts off. */
+static void long64_state(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct boot_info *b)
+{
+	set_seg(&sregs->cs, BOOT_GDT_CODE, 0xb, true);
+	sregs->cr0 = 0x80000033;        /* PG | NE | ET | MP | PE */
+	sregs->cr3 = LAYOUT_PML4;
+	sregs->cr4 = 0x20;              /* PAE */
+	sregs->efer = 0x500;            /* LME | LMA */
+	regs->rsi = b->boot_params;
+}
+
+/* Multiboot 0.6.96 section 3.2: 32-bit protected mode, paging off, flat
+ * 4 GiB code and data segments, EAX = 0x2BADB002, EBX = the boot
+ * information, IF = 0. The GDTR points at Ember's flat 32-bit GDT with the
+ * same selectors, though the kernel must load its own. */
+static void prot32_state(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct boot_info *b)
+{
+	set_seg(&sregs->cs, BOOT_GDT_CODE, 0xb, false);
+	sregs->cr0 = 0x11;              /* ET | PE */
+	sregs->cr3 = 0;
+	sregs->cr4 = 0;
+	sregs->efer = 0;
+	regs->rax = MB_BOOT_MAGIC;
+	regs->rbx = b->mb_info;
+}
+
 int vcpu_init_boot_state(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
@@ -106,7 +132,7 @@ int vcpu_init_boot_state(struct vcpu *v)
 	struct kvm_sregs sregs;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	set_seg(&sregs.cs, BOOT_GDT_CODE, 0xb, true);
+	struct kvm_regs regs = { 0 };
 	set_seg(&sregs.ds, BOOT_GDT_DATA, 0x3, false);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	sregs.tr = (struct kvm_segment){ .selector = BOOT_GDT_TSS, .limit = 0x67, .type = 0xb, .present = 1 };
@@ -114,16 +140,14 @@ int vcpu_init_boot_state(struct vcpu *v)
 	sregs.gdt.limit = 5 * 8 - 1;
 	sregs.idt.base = 0;
 	sregs.idt.limit = 0;
-	sregs.cr0 = 0x80000033;        /* PG | NE | ET | MP | PE */
-	sregs.cr3 = LAYOUT_PML4;
-	sregs.cr4 = 0x20;              /* PAE */
-	sregs.efer = 0x500;            /* LME | LMA */
+	if (vm->boot.mode == BOOT_PROT32)
+		prot32_state(&sregs, &regs, &vm->boot);
+	else
+		long64_state(&sregs, &regs, &vm->boot);
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
-	struct kvm_regs regs = { 0 };
 	regs.rip = vm->boot.entry;
-	regs.rsi = vm->boot.boot_params;
 	regs.rflags = 0x2;
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;

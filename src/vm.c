@@ -16,6 +16,9 @@
 #include "console.h"
 #include "control/control.h"
 #include "devices/acpi_pm.h"
+#include "devices/fw_cfg.h"
+#include "devices/pc_testdev.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
@@ -149,8 +152,39 @@ static int create_platform(struct vm *vm)
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return vm_error("KVM_CREATE_PIT2", errno);
-	for (unsigned i = 0; i < 16; i++)
+	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
+	 * are dropped rather than delivered late in a burst. */
+	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
+	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
+		return vm_error("KVM_REINJECT_CONTROL", errno);
+	for (unsigned i = 0; i < 24; i++)
 		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	return 0;
+}
+
+/* The devices kvm-unit-tests expects of QEMU; a normal VM has none. */
+static int create_test_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int r;
+	if (cfg->fw_cfg) {
+		if (!(vm->fw_cfg = fw_cfg_create(vm->ncpus, cfg->mem_size)))
+			return vm_error("fw_cfg", ENOMEM);
+		if ((r = bus_register(&vm->pio, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &fw_cfg_ops, vm->fw_cfg, "fw_cfg")))
+			return vm_error("port registration", r);
+	}
+	if (cfg->pc_testdev) {
+		if (!(vm->testdev = pc_testdev_create(vm->isa_irq, &vm->mem)))
+			return vm_error("pc-testdev", ENOMEM);
+		if ((r = pc_testdev_register(vm->testdev, &vm->pio, &vm->mmio)))
+			return vm_error("pc-testdev registration", r);
+	}
+	if (cfg->rtc) {
+		if (!(vm->rtc = rtc_create(NULL)))
+			return vm_error("rtc", ENOMEM);
+		if ((r = bus_register(&vm->pio, RTC_PORT, RTC_PORT_LEN, &rtc_ops, vm->rtc, "rtc")))
+			return vm_error("port registration", r);
+	}
 	return 0;
 }
 
@@ -168,7 +202,7 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
-	return 0;
+	return create_test_devices(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -198,7 +232,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_error("vCPUs", ENOMEM);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
-			return vm_error("creating vCPU", r);
+			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
 		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
@@ -299,6 +333,9 @@ void vm_destroy(struct vm *vm)
 	}
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
+	fw_cfg_destroy(vm->fw_cfg);
+	pc_testdev_destroy(vm->testdev);
+	rtc_destroy(vm->rtc);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -19,6 +19,9 @@ struct vcpu;
 struct serial;
 struct acpi_pm;
 struct selftest;
+struct fw_cfg;
+struct pc_testdev;
+struct rtc;
 struct control_server;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
@@ -47,11 +50,14 @@ struct vm {
 	unsigned ncpus;
 	struct guest_cpu cpu;         /* CPU model, MSR list, KVM state caps */
 	struct vcpu **vcpus;
-	struct irq_line isa_irq[16];  /* ISA lines through KVM_IRQ_LINE */
+	struct irq_line isa_irq[24];  /* IOAPIC pins (ISA lines 0-15) through KVM_IRQ_LINE */
 
 	struct serial *serial;
 	struct acpi_pm *pm;
 	struct selftest *selftest;     /* --test-save-restore-after, else NULL */
+	struct fw_cfg *fw_cfg;        /* --fw-cfg */
+	struct pc_testdev *testdev;   /* --pc-testdev */
+	struct rtc *rtc;              /* --rtc */
 	struct control_server *control;   /* --api-socket, set by control_attach */
 	uint64_t start_ns;
 

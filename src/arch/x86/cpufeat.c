@@ -39,12 +39,39 @@ static const int16_t deps[][2] = {
 	{ F_PERFCTR_CORE, F_PERFMON_V2 },
 };
 
-int cpufeat_lookup(const char *name)
+/* QEMU's spellings (target/i386/cpu.c) where they differ from Linux's
+ * beyond '-' for '_', so QEMU command lines (tools/ember-qemu) work. */
+static const char *const qemu_aliases[][2] = {
+	{ "sse3", "pni" }, { "tsc-deadline", "tsc_deadline_timer" }, { "sse4.1", "sse4_1" },
+	{ "sse4.2", "sse4_2" }, { "pclmuldq", "pclmulqdq" }, { "ds-cpl", "ds_cpl" },
+	{ "lahf-lm", "lahf_lm" }, { "cmp-legacy", "cmp_legacy" }, { "fxsr-opt", "fxsr_opt" },
+	{ "syscall", "syscall" }, { "i64", "lm" }, { "pdpe1gb", "pdpe1gb" },
+};
+
+static int lookup_exact(const char *name)
 {
 	for (int i = 0; i < F_COUNT; i++)
 		if (!strcmp(cpu_features[i].name, name))
 			return i;
 	return F_NONE;
+}
+
+int cpufeat_lookup(const char *name)
+{
+	int f = lookup_exact(name);
+	if (f != F_NONE)
+		return f;
+	for (size_t i = 0; i < sizeof(qemu_aliases) / sizeof(qemu_aliases[0]); i++)
+		if (!strcmp(qemu_aliases[i][0], name))
+			return lookup_exact(qemu_aliases[i][1]);
+	/* QEMU writes "spec-ctrl" for Linux's "spec_ctrl". */
+	char norm[64];
+	size_t n = strlen(name);
+	if (n >= sizeof(norm) || !strchr(name, '-'))
+		return F_NONE;
+	for (size_t i = 0; i <= n; i++)
+		norm[i] = name[i] == '-' ? '_' : name[i];
+	return lookup_exact(norm);
 }
 
 struct kvm_cpuid_entry2 *cpuid_entry(const struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf)
