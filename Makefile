@@ -2,7 +2,7 @@
 # `make run` installs dependencies, builds and boots the guest-kit demo.
 CC      ?= gcc
 BUILD   := build
-PKGS    := json-c libseccomp liburing
+PKGS    := json-c libseccomp liburing zlib
 CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-Wstrict-prototypes -Wmissing-prototypes -Wvla -D_GNU_SOURCE -Isrc -g \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -72,8 +72,11 @@ fuzzers: $(FUZZ_BINS)
 fuzz: fuzzers
 	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
 
+# The guest kit (tests/guest, ELF64) and the multiboot test kernels
+# (tests/guest/multiboot, ELF32 .flat files like kvm-unit-tests').
 guest:
-	$(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest)
+	if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest); fi
+	$(MAKE) -C tests/guest/multiboot O=$(abspath $(BUILD)/guest/mb)
 
 deps:
 	bash tools/install-deps.sh

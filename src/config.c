@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch/x86/cpumodel.h"
 #include "log.h"
 #include "version.h"
 
@@ -61,16 +62,26 @@ void config_usage_run(void)
 {
 	printf("usage: ember run --kernel PATH [options]\n"
 	       "\n"
-	       "  --kernel PATH        Linux bzImage, Linux vmlinux (ELF64) or an ELF64 guest-kit kernel\n"
-	       "  --initrd PATH        initial ramdisk\n"
+	       "  --kernel PATH        Linux bzImage, Linux vmlinux (ELF64), an ELF64 guest-kit kernel, or a\n"
+	       "                       multiboot v1 kernel (ELF32/ELF64, e.g. kvm-unit-tests' x86 .flat files)\n"
+	       "  --initrd PATH        initial ramdisk (a multiboot kernel gets it as its one module)\n"
 	       "  --cmdline STR        kernel command line\n"
 	       "  --memory SIZE        guest RAM, e.g. 512M, 2G (default 256M)\n"
 	       "  --cpus N             number of vCPUs (default 1)\n"
+	       "  --cpu MODEL[,+FEAT,-FEAT...]  guest CPU model: host (default), x86-64,\n"
+	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
 	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
 	       "  --net tap=NAME[,mac=MAC]  virtio-net on an existing tap device\n"
 	       "  --rng                virtio-rng, fed from getrandom(2)\n"
+	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
+	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
+	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
+	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
+	       "  --pit-discard        the PIT drops ticks the guest missed instead of reinjecting them\n"
+	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
+	       "                       (before the VM's teardown; ember test uses it)\n"
 	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
@@ -211,8 +222,10 @@ int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen)
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET,
+	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
 	OPT_DISK, OPT_NET, OPT_RNG,
+	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
+	OPT_RESULT_FD, OPT_PIT_DISCARD,
 };
 
 static const struct option run_options[] = {
@@ -221,8 +234,18 @@ static const struct option run_options[] = {
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "cpu", required_argument, NULL, OPT_CPU },
+	/* Hidden, for tests: pause after MS ms, save, restore into a fresh
+	 * VM, save again, compare, go on (src/migration/selftest.c). */
+	{ "test-save-restore-after", required_argument, NULL, OPT_TEST_SAVE_RESTORE },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "debug-exit", no_argument, NULL, OPT_DEBUG_EXIT },
+	{ "fw-cfg", no_argument, NULL, OPT_FW_CFG },
+	{ "pc-testdev", no_argument, NULL, OPT_PC_TESTDEV },
+	{ "rtc", no_argument, NULL, OPT_RTC },
+	{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES },
+	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
+	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "disk", required_argument, NULL, OPT_DISK },
@@ -239,6 +262,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->mem_size = 256ULL << 20;
 	cfg->ncpus = 1;
 	cfg->cmdline = "";
+	cfg->cpu = "host";
+	cfg->result_fd = -1;
 
 	optind = 1;
 	opterr = 0;
@@ -255,6 +280,17 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_CPUS:
 			if (parse_uint(optarg, 1, 4096, &cfg->ncpus))
 				return usage_error("--cpus %s: must be a number from 1", optarg);
+			break;
+		case OPT_CPU: {
+			char err[256];
+			if (cpumodel_check_spec(optarg, err, sizeof(err)))
+				return usage_error("%s", err);
+			cfg->cpu = optarg;
+			break;
+		}
+		case OPT_TEST_SAVE_RESTORE:
+			if (parse_uint(optarg, 1, 3600000, &cfg->test_save_restore_ms))
+				return usage_error("--test-save-restore-after %s: milliseconds from 1", optarg);
 			break;
 		case OPT_ON_REBOOT:
 			if (!strcmp(optarg, "exit"))
@@ -282,6 +318,20 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 			if (parse_net(optarg, &cfg->nets[cfg->nnets], err, sizeof(err)))
 				return usage_error("--net %s: %s", optarg, err);
 			cfg->nnets++;
+			break;
+		}
+		case OPT_FW_CFG: cfg->fw_cfg = true; break;
+		case OPT_PC_TESTDEV: cfg->pc_testdev = true; break;
+		case OPT_RTC: cfg->rtc = true; break;
+		case OPT_PIT_DISCARD: cfg->pit_discard = true; break;
+		case OPT_TEST_DEVICES:
+			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = true;
+			break;
+		case OPT_RESULT_FD: {
+			unsigned fd;
+			if (parse_uint(optarg, 3, 1 << 20, &fd) || fcntl((int)fd, F_GETFD) < 0)
+				return usage_error("--result-fd %s: not an open file descriptor above 2", optarg);
+			cfg->result_fd = (int)fd;
 			break;
 		}
 		case OPT_API_SOCKET:
@@ -324,8 +374,14 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		return usage_error("--memory: %llu MiB is more than this host has (%llu MiB)",
 				   (unsigned long long)(cfg->mem_size >> 20),
 				   (unsigned long long)(host >> 20));
-	int ret = check_readable("kernel", cfg->kernel);
-	if (!ret && cfg->initrd)
+	/* Worded as QEMU words it: kvm-unit-tests' runner looks for "could not
+	 * load kernel" to tell a working VMM from one that declines options. */
+	int fd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("could not load kernel %s: %s", cfg->kernel, strerror(errno));
+	close(fd);
+	int ret = 0;
+	if (cfg->initrd)
 		ret = check_readable("initrd", cfg->initrd);
 	for (unsigned i = 0; !ret && i < cfg->ndisks; i++)
 		ret = check_disk(&cfg->disks[i]);

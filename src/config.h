@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
  * port, so Ember's own codes are even. */
 enum {
@@ -49,6 +50,14 @@ struct vm_config {
 	struct net_config nets[CONFIG_MAX_NETS];
 	unsigned nnets;
 	bool rng;                 /* virtio-rng */
+	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
+	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
+	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
+	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */
+	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
+	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
+	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
+	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 };
 

@@ -1,11 +1,17 @@
 /* ember: one process, one VM. The command line picks a subcommand. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
+#include "cmd_cpu.h"
 #include "config.h"
 #include "control/control.h"
 #include "control/ctl.h"
 #include "log.h"
+#include "migration/selftest.h"
+#include "test_runner.h"
 #include "version.h"
 #include "vm.h"
 
@@ -15,6 +21,8 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  run       run a VM (ember run --help)\n"
+		   "  cpu       show the guest CPU model and the MSRs saved (ember cpu --help)\n"
+		   "  test      run test kernels, each in its own VM, and summarize (ember test --help)\n"
 		   "  ctl       control a running VM through its --api-socket (ember ctl --help)\n"
 		   "  version   print the version\n");
 }
@@ -32,9 +40,17 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "ember: error: %s\n", err);
 		return EXIT_USAGE;
 	}
+	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
+	bool restore_next = false;
 	for (;;) {
 		struct vm vm;
 		r = vm_create(&vm, &cfg);
+		if (!r && restore_next) {
+			restore_next = false;
+			r = selftest_restore(&vm, &st);
+		} else if (!r && st.ms && !st.fired && selftest_arm(&vm, &st)) {
+			r = EXIT_VMM_ERROR;
+		}
 		if (!r && ctl && (r = control_attach(ctl, &vm))) {
 			log_error("control socket: %s", strerror(-r));
 			r = EXIT_VMM_ERROR;
@@ -47,8 +63,19 @@ static int cmd_run(int argc, char **argv)
 		enum vm_stop_reason why = vm_run(&vm);
 		control_detach(ctl);
 		r = vm.exit_code;
+		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART;
+		if (!restart && cfg.result_fd >= 0) {
+			uint8_t code = (uint8_t)r;
+			if (write(cfg.result_fd, &code, 1) != 1)
+				log_warn("--result-fd: %s", strerror(errno));
+			close(cfg.result_fd);
+		}
 		vm_destroy(&vm);
-		if (why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART) {
+		if (st.fired && st.saved.len) {
+			restore_next = true;   /* go on in a fresh VM from the saved state */
+			continue;
+		}
+		if (restart) {
 			log_info("guest reset: restarting");
 			continue;
 		}
@@ -56,6 +83,7 @@ static int cmd_run(int argc, char **argv)
 			log_info("guest reset: exiting (--on-reboot exit)");
 		break;
 	}
+	selftest_free(&st);
 	control_close(ctl);
 	return r;
 }
@@ -70,6 +98,10 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cpu"))
+		return cmd_cpu(argc - 1, argv + 1);
+	if (!strcmp(cmd, "test"))
+		return cmd_test(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

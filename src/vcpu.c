@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/multiboot.h"
 #include "log.h"
 #include "vm.h"
 
@@ -45,7 +45,6 @@ static int set_lapic_lint(int fd)
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 {
-	static struct kvm_cpuid2 *supported;
 	struct vcpu *v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -64,25 +63,16 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 		free(v);
 		return err;
 	}
-	if (!supported && !(supported = cpuid_get_supported(vm->kvm_fd)))
-		goto fail;
-	size_t sz = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
-	if (!c)
-		goto fail;
-	memcpy(c, supported, sz);
-	cpuid_apply_topology(c, index, vm->ncpus);
-	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
-	free(c);
-	if (r < 0 || set_lapic_lint(v->fd) < 0)
-		goto fail;
+	int r = guest_cpu_setup_vcpu(&vm->cpu, v->fd, index, vm->ncpus);
+	if (!r)
+		r = set_lapic_lint(v->fd);
+	if (r) {
+		vcpu_destroy(v);
+		return r;
+	}
 	install_kick_handler();
 	*out = v;
 	return 0;
-fail:;
-	int err = errno ? -errno : -EINVAL;
-	vcpu_destroy(v);
-	return err;
 }
 
 void vcpu_destroy(struct vcpu *v)
@@ -107,6 +97,31 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code
 /* The Linux 64-bit boot protocol state (Documentation/arch/x86/boot.rst,
  * "64-bit Boot Protocol"): long mode, identity map, flat segments with
  * __BOOT_CS/__BOOT_DS, RSI = boot_params, interrupts off. */
+static void long64_state(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct boot_info *b)
+{
+	set_seg(&sregs->cs, BOOT_GDT_CODE, 0xb, true);
+	sregs->cr0 = 0x80000033;        /* PG | NE | ET | MP | PE */
+	sregs->cr3 = LAYOUT_PML4;
+	sregs->cr4 = 0x20;              /* PAE */
+	sregs->efer = 0x500;            /* LME | LMA */
+	regs->rsi = b->boot_params;
+}
+
+/* Multiboot 0.6.96 section 3.2: 32-bit protected mode, paging off, flat
+ * 4 GiB code and data segments, EAX = 0x2BADB002, EBX = the boot
+ * information, IF = 0. The GDTR points at Ember's flat 32-bit GDT with the
+ * same selectors, though the kernel must load its own. */
+static void prot32_state(struct kvm_sregs *sregs, struct kvm_regs *regs, const struct boot_info *b)
+{
+	set_seg(&sregs->cs, BOOT_GDT_CODE, 0xb, false);
+	sregs->cr0 = 0x11;              /* ET | PE */
+	sregs->cr3 = 0;
+	sregs->cr4 = 0;
+	sregs->efer = 0;
+	regs->rax = MB_BOOT_MAGIC;
+	regs->rbx = b->mb_info;
+}
+
 int vcpu_init_boot_state(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
@@ -117,7 +132,7 @@ int vcpu_init_boot_state(struct vcpu *v)
 	struct kvm_sregs sregs;
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	set_seg(&sregs.cs, BOOT_GDT_CODE, 0xb, true);
+	struct kvm_regs regs = { 0 };
 	set_seg(&sregs.ds, BOOT_GDT_DATA, 0x3, false);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	sregs.tr = (struct kvm_segment){ .selector = BOOT_GDT_TSS, .limit = 0x67, .type = 0xb, .present = 1 };
@@ -125,16 +140,14 @@ int vcpu_init_boot_state(struct vcpu *v)
 	sregs.gdt.limit = 5 * 8 - 1;
 	sregs.idt.base = 0;
 	sregs.idt.limit = 0;
-	sregs.cr0 = 0x80000033;        /* PG | NE | ET | MP | PE */
-	sregs.cr3 = LAYOUT_PML4;
-	sregs.cr4 = 0x20;              /* PAE */
-	sregs.efer = 0x500;            /* LME | LMA */
+	if (vm->boot.mode == BOOT_PROT32)
+		prot32_state(&sregs, &regs, &vm->boot);
+	else
+		long64_state(&sregs, &regs, &vm->boot);
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
-	struct kvm_regs regs = { 0 };
 	regs.rip = vm->boot.entry;
-	regs.rsi = vm->boot.boot_params;
 	regs.rflags = 0x2;
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
@@ -300,6 +313,18 @@ static bool wait_while_paused(struct vcpu *v)
 	return go_on;
 }
 
+/* An I/O or MMIO read is finished (the data in RAX, RIP moved on) only by
+ * the next KVM_RUN; run once with immediate_exit so the state a paused vCPU
+ * shows is whole (api.rst, KVM_RUN and immediate_exit). */
+static void complete_exit(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		log_warn("vCPU %u: KVM_RUN with immediate_exit returned an exit (%u)", v->index,
+			 v->run->exit_reason);
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -313,9 +338,15 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	bool exit_open = false;   /* the last KVM_RUN ended in an exit we handled */
 	for (;;) {
-		if (__atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) != VM_RUNNING && !wait_while_paused(v))
-			break;
+		if (__atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) != VM_RUNNING) {
+			if (exit_open)
+				complete_exit(v);
+			exit_open = false;
+			if (!wait_while_paused(v))
+				break;
+		}
 		if (!v->first_run_ns) {
 			v->first_run_ns = now_ns();
 			if (v->index == 0)
@@ -335,6 +366,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (!handle_exit(v))
 			break;
+		exit_open = true;
 	}
 	return NULL;
 }

@@ -11,10 +11,14 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
 #include "control/control.h"
 #include "devices/acpi_pm.h"
+#include "devices/fw_cfg.h"
+#include "devices/pc_testdev.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
@@ -60,6 +64,23 @@ static int vm_error(const char *what, int err)
 	return EXIT_VMM_ERROR;
 }
 
+/* Say what the CPU model means on this backend, once. */
+static void warn_cpu_model(struct vm *vm)
+{
+	const struct cpu_model *m = &vm->cpu.model;
+	if (m->backend_masked[0])
+		log_info("--cpu %s: hiding %s, which %s cannot run in guest kernel mode (+name shows it)",
+			 m->spec, m->backend_masked, vm->backend);
+	if (m->backend_forced[0] && strcmp(m->base, "host"))
+		log_warn("--cpu %s: %s also shows the guest %s; a snapshot restores only where KVM does the same",
+			 m->spec, vm->backend, m->backend_forced);
+	static const int risky[] = { F_CX16, F_XSAVE };
+	for (unsigned i = 0; i < 2 && !strcmp(vm->backend, "kvm_pvm"); i++)
+		if (cpuid_has(m->cpuid, risky[i]) && !strstr(m->backend_forced, cpu_features[risky[i]].name))
+			log_warn("--cpu %s offers %s: kvm_pvm cannot run %s in guest kernel mode", m->spec,
+				 cpu_features[risky[i]].name, i ? "xsave/xrstor" : "lock cmpxchg16b");
+}
+
 static int open_kvm(struct vm *vm)
 {
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -85,6 +106,16 @@ static int open_kvm(struct vm *vm)
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size <= 0)
 		return vm_error("KVM_GET_VCPU_MMAP_SIZE", errno);
+	char err[512];
+	int r = guest_cpu_init(&vm->cpu, vm->kvm_fd, vm->backend, vm->cfg->cpu ? vm->cfg->cpu : "host",
+			       err, sizeof(err));
+	if (r == -EINVAL)
+		return user_error(err);
+	if (r) {
+		log_error("%s", err);
+		return EXIT_VMM_ERROR;
+	}
+	warn_cpu_model(vm);
 	return 0;
 }
 
@@ -98,7 +129,10 @@ static int create_platform(struct vm *vm)
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
-	int r = mem_create(&vm->mem, vm->cfg->mem_size);
+	int r = guest_cpu_setup_vm(&vm->cpu, vm->vm_fd);
+	if (r)
+		return vm_error("CPU model (PMU)", r);
+	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
 	for (int i = 0; i < vm->mem.nregions; i++) {
@@ -119,8 +153,39 @@ static int create_platform(struct vm *vm)
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return vm_error("KVM_CREATE_PIT2", errno);
-	for (unsigned i = 0; i < 16; i++)
+	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
+	 * are dropped rather than delivered late in a burst. */
+	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
+	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
+		return vm_error("KVM_REINJECT_CONTROL", errno);
+	for (unsigned i = 0; i < 24; i++)
 		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	return 0;
+}
+
+/* The devices kvm-unit-tests expects of QEMU; a normal VM has none. */
+static int create_test_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int r;
+	if (cfg->fw_cfg) {
+		if (!(vm->fw_cfg = fw_cfg_create(vm->ncpus, cfg->mem_size)))
+			return vm_error("fw_cfg", ENOMEM);
+		if ((r = bus_register(&vm->pio, FW_CFG_PORT_SEL, FW_CFG_PORT_LEN, &fw_cfg_ops, vm->fw_cfg, "fw_cfg")))
+			return vm_error("port registration", r);
+	}
+	if (cfg->pc_testdev) {
+		if (!(vm->testdev = pc_testdev_create(vm->isa_irq, &vm->mem)))
+			return vm_error("pc-testdev", ENOMEM);
+		if ((r = pc_testdev_register(vm->testdev, &vm->pio, &vm->mmio)))
+			return vm_error("pc-testdev registration", r);
+	}
+	if (cfg->rtc) {
+		if (!(vm->rtc = rtc_create(NULL)))
+			return vm_error("rtc", ENOMEM);
+		if ((r = bus_register(&vm->pio, RTC_PORT, RTC_PORT_LEN, &rtc_ops, vm->rtc, "rtc")))
+			return vm_error("port registration", r);
+	}
 	return 0;
 }
 
@@ -138,6 +203,8 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
+	if ((r = create_test_devices(vm)))
+		return r;
 	return vm_pci_create(vm);
 }
 
@@ -168,7 +235,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_error("vCPUs", ENOMEM);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
-			return vm_error("creating vCPU", r);
+			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
 		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
@@ -270,9 +337,13 @@ void vm_destroy(struct vm *vm)
 	vm_pci_destroy(vm);
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
+	fw_cfg_destroy(vm->fw_cfg);
+	pc_testdev_destroy(vm->testdev);
+	rtc_destroy(vm->rtc);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
+	guest_cpu_free(&vm->cpu);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	loop_destroy(&vm->loop);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "arch/x86/boot.h"
+#include "arch/x86/guestcpu.h"
 #include "bus.h"
 #include "config.h"
 #include "devices/pci.h"
@@ -20,6 +21,10 @@ struct vcpu;
 struct virtio_dev;
 struct serial;
 struct acpi_pm;
+struct selftest;
+struct fw_cfg;
+struct pc_testdev;
+struct rtc;
 struct control_server;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
@@ -46,8 +51,9 @@ struct vm {
 	struct loop loop;
 	struct boot_info boot;
 	unsigned ncpus;
+	struct guest_cpu cpu;         /* CPU model, MSR list, KVM state caps */
 	struct vcpu **vcpus;
-	struct irq_line isa_irq[16];  /* ISA lines through KVM_IRQ_LINE */
+	struct irq_line isa_irq[24];  /* IOAPIC pins (ISA lines 0-15) through KVM_IRQ_LINE */
 
 	/* PCI (vm_pci.c) */
 	struct pci_host pci;
@@ -66,6 +72,10 @@ struct vm {
 
 	struct serial *serial;
 	struct acpi_pm *pm;
+	struct selftest *selftest;     /* --test-save-restore-after, else NULL */
+	struct fw_cfg *fw_cfg;        /* --fw-cfg */
+	struct pc_testdev *testdev;   /* --pc-testdev */
+	struct rtc *rtc;              /* --rtc */
 	struct control_server *control;   /* --api-socket, set by control_attach */
 	uint64_t start_ns;
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "arch/x86/acpi.h"
 #include "arch/x86/kernel.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/multiboot.h"
 
 static void e820_add(struct boot_e820_entry *t, int *n, int max, uint64_t addr, uint64_t size, uint32_t type)
 {
@@ -92,6 +94,66 @@ void boot_write_page_tables(const struct guest_mem *m)
 	mem_write(m, LAYOUT_BOOT_GDT, gdt, sizeof(gdt));
 }
 
+void boot_write_gdt32(const struct guest_mem *m)
+{
+	/* null, null, 32-bit code (0x10), data (0x18), 32-bit TSS (0x20) */
+	uint64_t gdt[5] = { 0, 0, 0x00cf9b000000ffffULL, 0x00cf93000000ffffULL, 0x00808b0000000067ULL };
+	mem_write(m, LAYOUT_BOOT_GDT, gdt, sizeof(gdt));
+}
+
+static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
+		      char *err, size_t errlen)
+{
+	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true };
+	int aerr = acpi_build(m, &acfg, &out->rsdp);
+	if (aerr == -ENOSPC)
+		snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);
+	else if (aerr)
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-aerr));
+	return aerr ? EXIT_USAGE : 0;
+}
+
+/* Multiboot v1 (kvm-unit-tests' .flat files): the command line is the
+ * kernel's path then --cmdline, as QEMU passes it, so argv[0] is the file;
+ * the initrd is the one module. */
+static int boot_multiboot(const struct guest_mem *m, const struct vm_config *cfg,
+			  const struct mb_kernel *mk, const struct file_map *kf, struct boot_info *out,
+			  char *err, size_t errlen)
+{
+	struct file_map rf = { 0 };
+	char why[256];
+	int ret = EXIT_USAGE;
+	size_t len = strlen(cfg->kernel) + 1 + strlen(cfg->cmdline) + 1;
+	char *cmdline = malloc(len);
+	if (!cmdline) {
+		snprintf(err, errlen, "out of memory");
+		return EXIT_VMM_ERROR;
+	}
+	snprintf(cmdline, len, "%s%s%s", cfg->kernel, *cfg->cmdline ? " " : "", cfg->cmdline);
+	struct mb_boot_args args = { .cmdline = cmdline };
+	if (cfg->initrd) {
+		if (map_file("initrd", cfg->initrd, &rf, err, errlen))
+			goto out;
+		args.module = rf.data;
+		args.module_size = rf.size;
+		args.module_name = cfg->initrd;
+	}
+	if (mb_load(mk, kf->data, m, &args, &out->mb_info, why, sizeof(why))) {
+		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
+		goto out;
+	}
+	if ((ret = build_acpi(m, cfg, out, err, errlen)))
+		goto out;
+	boot_write_gdt32(m);
+	out->mode = BOOT_PROT32;
+	out->entry = mk->entry;
+	ret = 0;
+out:
+	unmap_file(&rf);
+	free(cmdline);
+	return ret;
+}
+
 /* Highest page-aligned address for the initrd below both the kernel's limit
  * and the end of low RAM, above the kernel. */
 static int place_initrd(const struct guest_mem *m, const struct kernel_image *k, size_t size,
@@ -145,6 +207,19 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 	memset(out, 0, sizeof(*out));
 	if (map_file("kernel", cfg->kernel, &kf, err, errlen))
 		return EXIT_USAGE;
+	/* A bzImage may carry stray magic; anything else with a multiboot
+	 * header boots through it. */
+	bool bzimage = kf.size >= 0x206 && !memcmp(kf.data + 0x202, "HdrS", 4);
+	struct mb_kernel mk;
+	int r = bzimage ? -ENOENT : mb_parse(kf.data, kf.size, &mk, why, sizeof(why));
+	if (r == 0) {
+		ret = boot_multiboot(m, cfg, &mk, &kf, out, err, errlen);
+		goto out;
+	}
+	if (r != -ENOENT) {
+		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
+		goto out;
+	}
 	if (kernel_parse(kf.data, kf.size, &k, why, sizeof(why))) {
 		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
 		goto out;
@@ -187,17 +262,11 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 
 	bp->e820_entries = (uint8_t)e820_build(m, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
 
-	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true };
-	int aerr = acpi_build(m, &acfg, &out->rsdp);
-	if (aerr) {
-		if (aerr == -ENOSPC)
-			snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);
-		else
-			snprintf(err, errlen, "ACPI tables: %s", strerror(-aerr));
+	if (build_acpi(m, cfg, out, err, errlen))
 		goto out;
-	}
 	bp->acpi_rsdp_addr = out->rsdp;
 	boot_write_page_tables(m);
+	out->mode = BOOT_LONG64;
 	out->boot_params = LAYOUT_BOOT_PARAMS;
 	ret = 0;
 out:

@@ -12,9 +12,17 @@
 #include "config.h"
 #include "mem.h"
 
+/* The CPU mode the boot vCPU starts in. */
+enum boot_mode {
+	BOOT_LONG64,                /* Linux 64-bit boot protocol, guest-kit ELF64 */
+	BOOT_PROT32,                /* multiboot: 32-bit protected mode, paging off */
+};
+
 struct boot_info {
-	uint64_t entry;             /* physical entry point, 64-bit mode */
-	uint64_t boot_params;       /* RSI at entry */
+	enum boot_mode mode;
+	uint64_t entry;             /* physical entry point */
+	uint64_t boot_params;       /* RSI at entry (BOOT_LONG64) */
+	uint32_t mb_info;           /* EBX at entry (BOOT_PROT32); EAX = MB_BOOT_MAGIC */
 	bool start_all_vcpus;       /* guest-kit kernels: APs start at entry too */
 	uint64_t rsdp;              /* ACPI RSDP address */
 };
@@ -29,6 +37,9 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 
 /* Write the identity map of 0-4 GiB (2 MiB pages) and the boot GDT. */
 void boot_write_page_tables(const struct guest_mem *m);
+
+/* Write the flat 32-bit boot GDT (same selectors) for multiboot entry. */
+void boot_write_gdt32(const struct guest_mem *m);
 
 /* Boot GDT selectors (Linux's __BOOT_CS/__BOOT_DS). */
 #define BOOT_GDT_CODE 0x10
