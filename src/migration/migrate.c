@@ -326,6 +326,9 @@ static void *source_thread(void *arg)
 	m->total_ns = now_ns() - m->start_ns;
 	m->status = r == 1 ? "completed" : "failed";
 	pthread_mutex_unlock(&m->lock);
+	for (unsigned i = 0; i < vm->dirty.nrings; i++)
+		log_info("migration: ring %u: %llu entries harvested, %llu full exits", i,
+			 (unsigned long long)vm->dirty.rings[i].harvested, (unsigned long long)vm->dirty.rings[i].full_exits);
 	if (r == 1) {
 		dirty_stop(&vm->dirty);
 		log_info("migration to %s completed: %.1f ms total, downtime %.2f ms", m->uri,
