@@ -2,6 +2,8 @@
 #include "dirty.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -266,10 +268,22 @@ static uint64_t harvest_ring(struct dirty *d, unsigned idx)
 	return n;
 }
 
+/* KVM stops resetting when a signal is pending (the vCPU kick): block it
+ * meanwhile and go on until the ioctl has done all the work. */
 static void reset_rings(struct dirty *d)
 {
-	if (ioctl(d->vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
-		log_warn("KVM_RESET_DIRTY_RINGS: %s", strerror(errno));
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < 1000; i++) {
+		int r = ioctl(d->vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+		if (r >= 0 || (errno != EINTR && errno != EAGAIN)) {
+			if (r < 0)
+				log_warn("KVM_RESET_DIRTY_RINGS: %s", strerror(errno));
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* With the lock held: fetch region i's KVM bitmap into acc. */
@@ -440,6 +454,17 @@ void dirty_ring_full(struct dirty *d, struct vcpu *v)
 	pthread_mutex_lock(&d->lock);
 	struct dirty_ring *ring = &d->rings[v->index];
 	uint64_t got = harvest_ring(d, v->index);
+	/* A full ring with nothing to harvest: KVM and Ember disagree about
+	 * the ring (seen on kvm_pvm after the ring wrapped under sustained
+	 * dirtying). Pages are being lost: say so, once; users of the log
+	 * check dirty_broken() before trusting a copy. */
+	if (!got && ++ring->empty_full_exits == 64 && !d->broken) {
+		d->broken = true;
+		log_error("dirty ring of vCPU %u: KVM reports it full but publishes no entries (at %u); the dirty "
+			  "log is no longer complete: use --dirty-tracking bitmap", v->index, ring->fetch);
+	} else if (got) {
+		ring->empty_full_exits = 0;
+	}
 	reset_rings(d);
 	ring->full_exits++;
 	d->stats.ring_full_exits++;

@@ -31,6 +31,7 @@ struct dirty_ring {
 	uint64_t harvested;           /* entries harvested from this ring, ever */
 	uint64_t full_exits;          /* KVM_EXIT_DIRTY_RING_FULL seen */
 	uint64_t allow_ns;            /* dirty limit: when this vCPU's budget is back to 0 */
+	uint64_t empty_full_exits;    /* in a row: full exits with nothing to harvest */
 };
 
 struct dirty_stats {
@@ -67,6 +68,7 @@ struct dirty {
 	uint64_t global_allow_ns;     /* bitmap backend: one budget for all vCPUs */
 
 	struct dirty_stats stats;
+	bool broken;                  /* KVM lost entries: the log cannot be trusted */
 };
 
 /* Before any vCPU exists: choose the backend (a ring must be enabled on the

@@ -212,7 +212,7 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 	if ((r = dirty_start(d)))
 		return fail(m, r, "starting dirty logging: %s", strerror(-r));
 
-	uint64_t limit_ns = m->p.downtime_ms * 1000000ull, bw = 0, rate = 0, t_prev = 0;
+	uint64_t limit_ns = m->p.downtime_ms * 1000000ull, bw = 0, rate = 0, t_prev = 0, prev_pages = 0;
 	for (unsigned pass = 1;; pass++) {
 		uint64_t t0 = now_ns();
 		if ((r = dirty_sync(d, s->dirty)))
@@ -235,8 +235,13 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 		m->dirty_rate_bps = rate;
 		pthread_mutex_unlock(&m->lock);
 		emit(m);
-		if (pass > 1 && (expect <= limit_ns || pass >= MAX_PASSES))
+		/* Within the limit, go on while passes still halve what is left:
+		 * the pause is then as short as the guest allows, not merely
+		 * short enough. */
+		bool shrinking = prev_pages && pages * 2 < prev_pages && pages > VMSAVE_PAGES_MAX;
+		if (pass > 1 && ((expect <= limit_ns && !shrinking) || pass >= MAX_PASSES))
 			break;
+		prev_pages = pages;
 		/* Not converging: the guest dirties faster than the link takes
 		 * it away. Limit every vCPU's dirty rate to a shrinking share of
 		 * the bandwidth (the dirty ring enforces it per vCPU). */
@@ -259,6 +264,8 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 			bw = sent * 1000000000ull / dt;
 	}
 
+	if (d->broken)
+		return fail(m, -EIO, "the dirty ring lost entries (KVM): a copy would be inconsistent");
 	/* Stop and copy. */
 	uint64_t t_pause = now_ns();
 	if ((r = vm_pause(vm)))
@@ -274,6 +281,8 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 	m->remaining_bytes = 0;
 	pthread_mutex_unlock(&m->lock);
 
+	if (d->broken)
+		return fail(m, -EIO, "the dirty ring lost entries (KVM): a copy would be inconsistent");
 	struct channel_msg msg;
 	channel_set_timeout(m->fd, ACK_TIMEOUT_S);
 	if ((r = channel_recv_msg(m->fd, &msg)))

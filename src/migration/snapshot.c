@@ -214,6 +214,10 @@ static int take_snapshot(struct vm *vm, struct snapshot_track *t, struct snap_re
 	uint64_t t0 = now_ns();
 	struct dirty *d = &vm->dirty;
 	bool diff = t->diff;
+	if (diff && d->broken) {
+		snprintf(err, errlen, "the dirty ring lost entries (KVM): take a full snapshot");
+		return -EIO;
+	}
 	if (diff && !(t->have_last && d->active)) {
 		snprintf(err, errlen, "no base for a diff snapshot: take a full snapshot of this VM first");
 		return -ENOENT;
