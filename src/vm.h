@@ -12,10 +12,12 @@
 #include "bus.h"
 #include "config.h"
 #include "devices/pci.h"
+#include "dirty.h"
 #include "irq.h"
 #include "kvm_irq.h"
 #include "loop.h"
 #include "mem.h"
+#include "migration/devstate.h"
 
 struct vcpu;
 struct virtio_dev;
@@ -26,6 +28,9 @@ struct fw_cfg;
 struct pc_testdev;
 struct rtc;
 struct control_server;
+struct migration;
+struct lazy_restore;
+struct snapshot_track;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -38,6 +43,7 @@ enum vm_stop_reason {
 	STOP_CRASH,        /* triple fault, internal error */
 	STOP_QUIT,         /* user asked (Ctrl-A x, ctl quit) */
 	STOP_ERROR,        /* Ember failed */
+	STOP_MIGRATED,     /* the VM moved to a migration destination: exit 0 */
 };
 
 struct vm {
@@ -47,6 +53,7 @@ struct vm {
 	int run_size;                 /* mmap size of struct kvm_run */
 	const char *backend;          /* "kvm_pvm", "kvm_intel", "kvm_amd" */
 	struct guest_mem mem;
+	struct dirty dirty;           /* dirty page tracking (snapshots, migration) */
 	struct bus pio, mmio;
 	struct loop loop;
 	struct boot_info boot;
@@ -76,7 +83,11 @@ struct vm {
 	struct fw_cfg *fw_cfg;        /* --fw-cfg */
 	struct pc_testdev *testdev;   /* --pc-testdev */
 	struct rtc *rtc;              /* --rtc */
+	struct devstate devstate;     /* device state sections (snapshots, migration) */
 	struct control_server *control;   /* --api-socket, set by control_attach */
+	struct migration *migration;  /* the current or last outgoing migration */
+	struct lazy_restore *lazy;    /* --restore: guest RAM still loading on demand */
+	struct snapshot_track *snap;  /* the last snapshot, for diff snapshots */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
