@@ -283,9 +283,24 @@ int vm_pause(struct vm *vm)
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
-	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
-		pthread_cond_wait(&vm->cond, &vm->lock);
+	/* Bounded: a vCPU can be stuck outside KVM_RUN (e.g. blocked writing
+	 * console output to a full pipe), and the caller is the event loop. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_S;
+	int w = 0;
+	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED && w != ETIMEDOUT)
+		w = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && vm->paused_vcpus < vm->ncpus) {
+		log_warn("pause: %u of %u vCPUs did not stop within %d s; the VM keeps running",
+			 vm->ncpus - vm->paused_vcpus, vm->ncpus, VM_PAUSE_TIMEOUT_S);
+		if (was_running) {
+			__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&vm->cond);
+		}
+		r = -ETIMEDOUT;
+	}
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);

@@ -111,6 +111,8 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
 /* Thread-safe (not from a vCPU thread): stop all vCPUs outside KVM_RUN /
  * let them go on. 0 or -errno. */
 int vm_pause(struct vm *vm);
+/* vm_pause gives up (-ETIMEDOUT, VM left running) after this long. */
+#define VM_PAUSE_TIMEOUT_S 5
 int vm_resume(struct vm *vm);
 
 uint64_t now_ns(void);
