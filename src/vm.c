@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "arch/x86/bios.h"
 #include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
@@ -222,6 +223,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_error("event loop", r);
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
+	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
+	 * over a real BIOS's data. */
+	if (cfg->bios_state) {
+		if ((r = bios_write_low_memory(&vm->mem)))
+			return vm_error("BIOS data in low memory", r);
+		if ((r = bios_program_chipset(vm->vm_fd)))
+			return vm_error("programming the PIC and PIT", r);
+	}
 
 	char err[512];
 	if ((r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))

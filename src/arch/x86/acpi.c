@@ -295,7 +295,8 @@ static const uint8_t dsdt_aml[] = {
 	0x00,
 };
 
-/* Ember's copy of [LAYOUT_BIOS_START, LAYOUT_BIOS_END) while building. */
+/* Ember's copy of [LAYOUT_BIOS_START, LAYOUT_BIOS_STUBS) while building
+ * (the last 256 bytes of the BIOS area hold --bios-state's handlers). */
 struct acpi_area {
 	uint8_t *buf;
 	uint64_t size;
@@ -634,7 +635,7 @@ static int build_all(struct acpi_area *a, const struct acpi_config *cfg, uint64_
 
 int acpi_build(const struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsdp_gpa)
 {
-	struct acpi_area a = { .size = LAYOUT_BIOS_END - LAYOUT_BIOS_START };
+	struct acpi_area a = { .size = LAYOUT_BIOS_STUBS - LAYOUT_BIOS_START };
 	uint64_t rsdp;
 	int err;
 

@@ -20,6 +20,8 @@
 #define LAYOUT_EBDA_START      0x9fc00ULL  /* MP floating pointer + MP table */
 #define LAYOUT_LOW_RAM_END     0x9fc00ULL  /* e820: RAM below this, reserved up to 1 MiB */
 #define LAYOUT_BIOS_START      0xe0000ULL  /* ACPI RSDP and tables (scanned 0xe0000-0xfffff) */
+#define LAYOUT_BIOS_STUBS      0xfff00ULL  /* --bios-state: real-mode interrupt handlers (F000:FF00) */
+#define LAYOUT_BIOS_STUBS_SIZE 0x100ULL
 #define LAYOUT_BIOS_END        0x100000ULL
 #define LAYOUT_HIGH_START      0x100000ULL /* 1 MiB: kernels load here and above */
 

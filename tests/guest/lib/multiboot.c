@@ -1,8 +1,7 @@
 /* Booted by a multiboot loader (mb_entry.S, the .flat build): the boot
  * information becomes the Linux zero page fields boot.c reads (memory map,
  * command line without the kernel's file name; the RSDP is found by the
- * BIOS-area scan), the 8259s are masked (a BIOS leaves them open, with the
- * PIT on vector 8), and the APs, which wait for INIT/SIPI, are woken. */
+ * BIOS-area scan), and the APs, which wait for INIT/SIPI, are woken. */
 #include "kit_internal.h"
 
 #define MB_BOOT_MAGIC   0x2BADB002u
@@ -35,8 +34,6 @@ static void add_e820(int *n, uint64_t addr, uint64_t size, uint32_t type)
 uint64_t kit_mb_boot(void);
 uint64_t kit_mb_boot(void)
 {
-	outb(0x21, 0xff);
-	outb(0xa1, 0xff);
 	kit_mb_zero_page = (uintptr_t)zero_page;
 	const struct multiboot_info *mi = multiboot_info();
 	if (!mi)

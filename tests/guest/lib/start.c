@@ -14,6 +14,11 @@ noreturn void kit_start(int cpu, uint64_t boot_params);
 noreturn void kit_start(int cpu, uint64_t boot_params)
 {
 	if (cpu == 0) {
+		/* A BIOS (QEMU -M pc, Ember's --bios-state) leaves the 8259s
+		 * open with the PIT on IRQ 0 at vector 8: mask them, as
+		 * kvm-unit-tests does. The kit uses the LAPIC and IOAPIC. */
+		outb(0x21, 0xff);
+		outb(0xa1, 0xff);
 		desc_init_bsp();
 		smp_init_time();
 		boot_init(boot_params);
