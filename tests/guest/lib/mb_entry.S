@@ -24,9 +24,8 @@
 	rdmsr
 	or $0x100, %eax
 	wrmsr
-	mov %cr0, %eax
-	or $0x80000001, %eax            /* PG | PE */
-	mov %eax, %cr0
+	mov $0x80000033, %eax           /* PG | NE | ET | MP | PE, as Ember's 64-bit */
+	mov %eax, %cr0                  /* entry; CD | NW off (INIT leaves an AP with them) */
 .endm
 
 .macro DATA_SEGMENTS
