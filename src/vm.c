@@ -23,6 +23,7 @@
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
+#include "suspend.h"
 #include "vcpu.h"
 
 uint64_t ember_start_ns;
@@ -42,13 +43,17 @@ static void kvm_irq_line_set(struct irq_line *line, int level)
 		log_warn("KVM_IRQ_LINE %u: %s", line->gsi, strerror(errno));
 }
 
-static void on_sleep(void *opaque, unsigned slp_typ)
+static bool on_sleep(void *opaque, unsigned slp_typ)
 {
 	struct vm *vm = opaque;
-	if (slp_typ == ACPI_S5_SLP_TYP)
+	if (slp_typ == ACPI_S5_SLP_TYP) {
 		vm_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
-	else
-		log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+		return true;
+	}
+	if (slp_typ == ACPI_S3_SLP_TYP)
+		return vm_suspend(vm);
+	log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+	return false;
 }
 
 /* Print msg as a user error and return EXIT_USAGE. */
@@ -212,6 +217,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->start_ns = now_ns();
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
+	vm->s3_efd = vm->s3_timer_fd = -1;
 	vm->mem.fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -220,6 +226,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	bus_init(&vm->mmio, "mmio");
 	int r = loop_init(&vm->loop);
 	if (r)
+		return vm_error("event loop", r);
+	if ((r = vm_suspend_init(vm)))
 		return vm_error("event loop", r);
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
@@ -292,7 +300,9 @@ int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	int r = 0;
-	if (vm->state == VM_PAUSED) {
+	if (vm->suspended) {
+		r = -EBUSY;             /* in S3: only the wake event (suspend.c) resumes */
+	} else if (vm->state == VM_PAUSED) {
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);
@@ -345,6 +355,7 @@ void vm_destroy(struct vm *vm)
 	fw_cfg_destroy(vm->fw_cfg);
 	pc_testdev_destroy(vm->testdev);
 	rtc_destroy(vm->rtc);
+	vm_suspend_destroy(vm);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -47,8 +47,11 @@
 #define PORT_ACPI_PM_TMR       0x608  /* 4 bytes: 3.579545 MHz timer */
 #define PORT_DEBUG_EXIT        0xf4   /* isa-debug-exit (--debug-exit) */
 
-/* ACPI sleep type Ember's DSDT gives \_S5 (soft off). */
+/* ACPI sleep types Ember's DSDT gives \_S5 (soft off) and \_S3 (suspend
+ * to RAM; 1 as on QEMU's pc machine, which kvm-unit-tests' s3 writes
+ * without reading \_S3). */
 #define ACPI_S5_SLP_TYP        5
+#define ACPI_S3_SLP_TYP        1
 #define ACPI_SLP_EN            (1u << 13)
 
 /* Interrupt lines (GSIs on the IOAPIC). */
