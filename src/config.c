@@ -80,6 +80,8 @@ void config_usage_run(void)
 	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
 	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
+	       "  --bios-state         what a PC BIOS leaves: real-mode IVT and handlers, BIOS data\n"
+	       "                       area, 8259s at vectors 0x08/0x70 (IRQ 0 open), PIT at 18.2 Hz\n"
 	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
 	       "  --pit-discard        the PIT drops ticks the guest missed instead of reinjecting them\n"
 	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
@@ -232,6 +234,7 @@ enum {
 	OPT_DISK, OPT_NET, OPT_RNG,
 	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
 	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_DIRTY_TRACKING, OPT_DIRTY_RING_SIZE, OPT_RESTORE, OPT_INCOMING,
+	OPT_BIOS_STATE,
 };
 
 static const struct option run_options[] = {
@@ -252,6 +255,7 @@ static const struct option run_options[] = {
 	{ "test-devices", no_argument, NULL, OPT_TEST_DEVICES },
 	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
+	{ "bios-state", no_argument, NULL, OPT_BIOS_STATE },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "dirty-tracking", required_argument, NULL, OPT_DIRTY_TRACKING },
 	{ "dirty-ring-size", required_argument, NULL, OPT_DIRTY_RING_SIZE },
@@ -351,8 +355,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_PC_TESTDEV: cfg->pc_testdev = true; break;
 		case OPT_RTC: cfg->rtc = true; break;
 		case OPT_PIT_DISCARD: cfg->pit_discard = true; break;
+		case OPT_BIOS_STATE: cfg->bios_state = true; break;
 		case OPT_TEST_DEVICES:
-			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = true;
+			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = cfg->bios_state = true;
 			break;
 		case OPT_RESULT_FD: {
 			unsigned fd;

@@ -57,6 +57,7 @@ struct vm_config {
 	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
 	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
 	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
+	bool bios_state;          /* --bios-state: IVT, BDA, 8259s and PIT as a PC BIOS leaves them */
 	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
 	int dirty_choice;         /* enum dirty_choice: --dirty-tracking auto|bitmap|ring */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "arch/x86/bios.h"
 #include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "migration/migrate.h"
 #include "migration/snapshot.h"
+#include "suspend.h"
 #include "vcpu.h"
 #include "vm_pci.h"
 
@@ -44,13 +46,17 @@ static void kvm_irq_line_set(struct irq_line *line, int level)
 		log_warn("KVM_IRQ_LINE %u: %s", line->gsi, strerror(errno));
 }
 
-static void on_sleep(void *opaque, unsigned slp_typ)
+static bool on_sleep(void *opaque, unsigned slp_typ)
 {
 	struct vm *vm = opaque;
-	if (slp_typ == ACPI_S5_SLP_TYP)
+	if (slp_typ == ACPI_S5_SLP_TYP) {
 		vm_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
-	else
-		log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+		return true;
+	}
+	if (slp_typ == ACPI_S3_SLP_TYP)
+		return vm_suspend(vm);
+	log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+	return false;
 }
 
 /* Print msg as a user error and return EXIT_USAGE. */
@@ -223,6 +229,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->start_ns = now_ns();
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
+	vm->s3_efd = vm->s3_timer_fd = -1;
 	vm->mem.fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -232,8 +239,18 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	int r = loop_init(&vm->loop);
 	if (r)
 		return vm_error("event loop", r);
+	if ((r = vm_suspend_init(vm)))
+		return vm_error("event loop", r);
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
+	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
+	 * over a real BIOS's data. */
+	if (cfg->bios_state) {
+		if ((r = bios_write_low_memory(&vm->mem)))
+			return vm_error("BIOS data in low memory", r);
+		if ((r = bios_program_chipset(vm->vm_fd)))
+			return vm_error("programming the PIC and PIT", r);
+	}
 
 	char err[512];
 	/* A restored or incoming VM gets its RAM and registers from the state. */
@@ -311,7 +328,9 @@ int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	int r = 0;
-	if (vm->state == VM_PAUSED) {
+	if (vm->suspended) {
+		r = -EBUSY;             /* in S3: only the wake event (suspend.c) resumes */
+	} else if (vm->state == VM_PAUSED) {
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);
@@ -372,6 +391,7 @@ void vm_destroy(struct vm *vm)
 	devstate_free(&vm->devstate);
 	if (vm->dirty.vm)
 		dirty_destroy(&vm->dirty);
+	vm_suspend_destroy(vm);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

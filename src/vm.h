@@ -96,6 +96,10 @@ struct vm {
 	unsigned paused_vcpus;
 	enum vm_stop_reason stop_reason;
 	int exit_code;
+	/* ACPI S3 (suspend.c): all vCPUs parked, waiting for a wake event. */
+	bool suspended;
+	int s3_efd;                   /* vCPU thread -> loop: entering S3 */
+	int s3_timer_fd;              /* the RTC wake, -1 when none */
 };
 
 /* Create KVM objects, memory, devices; load the kernel. Returns 0 or an
@@ -109,7 +113,8 @@ void vm_destroy(struct vm *vm);
 /* Thread-safe: stop the VM (first reason wins). */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
 /* Thread-safe (not from a vCPU thread): stop all vCPUs outside KVM_RUN /
- * let them go on. 0 or -errno. */
+ * let them go on. 0 or -errno (vm_resume: -EBUSY while the guest is in
+ * ACPI S3, which only its wake event ends). */
 int vm_pause(struct vm *vm);
 /* vm_pause gives up (-ETIMEDOUT, VM left running) after this long. */
 #define VM_PAUSE_TIMEOUT_S 5

@@ -172,6 +172,8 @@ static enum ctl_status change_state(struct vm *vm, int (*fn)(struct vm *), const
 	int r = fn(vm);
 	if (r == -ESHUTDOWN)
 		return ctl_error(rep, CTL_ERR_STATE, "the VM is stopping");
+	if (r == -EBUSY)
+		return ctl_error(rep, CTL_ERR_STATE, "the guest is in S3 (suspend to RAM): only its wake event resumes it");
 	if (r)
 		return ctl_error(rep, CTL_ERR_INTERNAL, "%s: %s", what, strerror(-r));
 	return state_result(vm, rep);

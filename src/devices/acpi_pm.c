@@ -96,6 +96,22 @@ void acpi_pm_press_power_button(struct acpi_pm *pm)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+bool acpi_pm_wake_enabled(struct acpi_pm *pm, uint16_t event)
+{
+	pthread_mutex_lock(&pm->lock);
+	bool on = pm->en & event;
+	pthread_mutex_unlock(&pm->lock);
+	return on;
+}
+
+void acpi_pm_wake(struct acpi_pm *pm, uint16_t event)
+{
+	pthread_mutex_lock(&pm->lock);
+	pm->sts |= event | ACPI_PM1_WAK_STS;
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
 static void put16(uint8_t *img, unsigned off, uint16_t v)
 {
 	img[off] = (uint8_t)v;
@@ -172,10 +188,10 @@ static void pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t valu
 	if (!sleep)
 		return;
 	/* Outside the lock: on_sleep may stop vCPUs or press the button. */
-	if (pm->on_sleep)
-		pm->on_sleep(pm->opaque, slp_typ);
-	/* Back in S0 if we are still running: the OS polls WAK_STS after
-	 * SLP_EN, and would spin forever on a sleep state Ember ignores. */
+	if (pm->on_sleep && pm->on_sleep(pm->opaque, slp_typ))
+		return;
+	/* Still in S0: the OS polls WAK_STS after SLP_EN, and would spin
+	 * forever on a sleep state Ember ignores. */
 	pthread_mutex_lock(&pm->lock);
 	pm->sts |= ACPI_PM1_WAK_STS;
 	pthread_mutex_unlock(&pm->lock);
