@@ -139,19 +139,38 @@ static void setup(uint64_t want, uint32_t poison)
 	       gb_has(&gb, VIRTIO_BALLOON_F_PAGE_POISON), pga.n);
 }
 
+/* The kit's milliseconds come from a TSC frequency CPUID may not give
+ * (then it assumes 2 GHz): turn real milliseconds into kit ones with the
+ * TSC measured over 100 ms of the ACPI PM timer, so the report delay is
+ * Linux's 2 s of real time. */
+static uint64_t kit_ms(uint64_t real_ms)
+{
+	uint16_t tmr = acpi_pm_tmr_port();
+	uint32_t p0 = inl(tmr), p1;
+	uint64_t t0 = rdtsc();
+	do
+		p1 = inl(tmr);
+	while (p1 - p0 < ACPI_PM_TMR_HZ / 10);
+	uint64_t hz = (rdtsc() - t0) * ACPI_PM_TMR_HZ / (p1 - p0);
+	return hz ? real_ms * hz / tsc_hz() : real_ms;
+}
+
 /* ---- mode=report ------------------------------------------------------------------ */
 
 static void mode_report(void)
 {
 	unsigned n = (unsigned)(arg("mib", 256) * MiB / PGA_BLOCK);
 	uint64_t hold = arg("hold_ms", 4500), loops = arg("loops", 1);
-	gb.report_delay_ms = arg("delay_ms", 2000);
+	gb.report_delay_ms = kit_ms(arg("delay_ms", 2000));
+	hold = kit_ms(hold);
 	bool reporting = gb_has(&gb, VIRTIO_BALLOON_F_REPORTING);
 	struct work w = { .n = n };
 	for (uint64_t l = 0; l < loops; l++) {
 		if (!report(run_user(touch_user, &w) == 0, "touched %u MiB at CPL3 (loop %lu)", n * 2, (unsigned long)l))
 			return;
 		printf("balloon: touched %u MiB at %lu ms\n", n * 2, (unsigned long)uptime_ms());
+		/* Printed before the free: whoever times from it starts early. */
+		printf("balloon: freeing %u MiB\n", n * 2);
 		uint64_t freed = uptime_ms();
 		run_user(free_user, NULL);
 		printf("balloon: freed %u MiB at %lu ms\n", n * 2, (unsigned long)freed);
