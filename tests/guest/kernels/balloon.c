@@ -130,6 +130,12 @@ static void setup(uint64_t want, uint32_t poison)
 			end = r->addr + r->size;
 	}
 	pga_init(&pga, 16 * MiB, end);
+	/* Firmware (QEMU's SeaBIOS) may leave the 8259 PIC unmasked with its
+	 * timer on vector 8: the driver runs with IF=1, so mask it. */
+	outb(0xff, 0x21);
+	outb(0xff, 0xa1);
+	volatile uint32_t *lint0 = (volatile uint32_t *)(uintptr_t)(acpi_lapic_phys() + 0x350);
+	*lint0 |= 1u << 16;                    /* and its ExtINT line into the LAPIC */
 	irq_init();
 	if (!report(gb_init(&gb, &pga, want, poison, VEC_CONFIG), "virtio-balloon found and set up"))
 		report_summary();

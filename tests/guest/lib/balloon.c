@@ -111,9 +111,12 @@ static bool setup(struct gballoon *b, uint64_t want, uint32_t poison_val)
 {
 	struct vdev *d = &b->dev;
 	want |= 1ull << VIRTIO_F_VERSION_1;
-	if (!vdev_negotiate(d, want))
+	if (!vdev_negotiate(d, want)) {
+		printf("# balloon: FEATURES_OK refused (wanted %#lx)\n", (unsigned long)want);
 		return false;
-	d->common->msix_config = 0;
+	}
+	if (d->has_msix)
+		d->common->msix_config = 0;
 	if (gb_has(b, VIRTIO_BALLOON_F_PAGE_POISON))
 		cfg(b)->poison_val = poison_val;          /* before DRIVER_OK (§5.5.6.4.1) */
 	/* §5.5.2: the queues that exist, numbered densely. */
@@ -128,11 +131,13 @@ static bool setup(struct gballoon *b, uint64_t want, uint32_t poison_val)
 	}
 	if (gb_has(b, VIRTIO_BALLOON_F_REPORTING)) {
 		b->q_report = (int)q;
-		ok = ok && vdev_queue(d, q, 64, rings[q], VIRTIO_MSI_NO_VECTOR);
+		ok = ok && vdev_queue(d, q, REPORT_CAPACITY, rings[q], VIRTIO_MSI_NO_VECTOR);
 		q++;
 	}
-	if (!ok)
+	if (!ok) {
+		printf("# balloon: setting up the queues failed (%u queues, stats %d, report %d)\n", d->common->num_queues, b->q_stats, b->q_report);
 		return false;
+	}
 	vdev_driver_ok(d);
 	b->actual = 0;
 	cfg(b)->actual = 0;
@@ -147,10 +152,15 @@ bool gb_init(struct gballoon *b, struct pga *a, uint64_t want, uint32_t poison_v
 	b->a = a;
 	b->report_delay_ms = 2000;
 	b->config_vector = config_vector;
-	if (!vdev_open(&b->dev, VIRTIO_ID_BALLOON, 0) || !b->dev.has_msix)
+	if (!vdev_open(&b->dev, VIRTIO_ID_BALLOON, 0)) {
+		printf("# balloon: no virtio-balloon on PCI\n");
 		return false;
-	msix_route(&b->dev.msix, 0, config_vector);
-	msix_enable(&b->dev.msix, true);
+	}
+	/* Without MSI-X (QEMU's balloon has none) the target is polled only. */
+	if (b->dev.has_msix) {
+		msix_route(&b->dev.msix, 0, config_vector);
+		msix_enable(&b->dev.msix, true);
+	}
 	return setup(b, want, poison_val);
 }
 
