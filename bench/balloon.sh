@@ -32,15 +32,15 @@ command -v "$QEMU" >/dev/null || { echo "# $QEMU not installed: Ember only"; HAV
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# memfd_mib PID: MiB held by the PID's biggest memfd (its guest RAM).
-memfd_mib() {
-	local best=0 f b
+# memfd_of PID: the PID's biggest memfd (its guest RAM), as /proc/PID/fd/N.
+memfd_of() {
+	local best=0 f b path=''
 	for f in /proc/"$1"/fd/*; do
 		[[ $(readlink "$f" 2>/dev/null) == /memfd:* ]] || continue
-		b=$(stat -L -c %b "$f" 2>/dev/null) || continue
-		[ "$b" -gt "$best" ] && best=$b
+		b=$(stat -L -c %s "$f" 2>/dev/null) || continue
+		if [ "$b" -gt "$best" ]; then best=$b; path=$f; fi
 	done
-	echo $((best * 512 / 1048576))
+	echo "$path"
 }
 
 # cpu_ms PID VCPU_RE: CPU time of the threads whose name does not match.
@@ -65,11 +65,14 @@ run() {
 	local out=$TMP/$name.out tl=$OUT/balloon-$name.tsv res=$TMP/$name.res
 	: >"$out"; : >"$tl"; : >"$res"
 	"$@" </dev/null >"$out" 2>&1 &
-	local pid=$! t0 now m loop=0 seen=0 freeing_at='' before=0 back='' cpu0=0 reported=0
+	local pid=$! t0 now m loop=0 seen=0 freeing_at='' before=0 back='' cpu0=0 reported=0 fd='' b
 	t0=$(now_ms)
 	while kill -0 "$pid" 2>/dev/null; do
 		now=$(($(now_ms) - t0))
-		m=$(memfd_mib "$pid")
+		[ -n "$fd" ] || fd=$(memfd_of "$pid")
+		b=0
+		[ -n "$fd" ] && b=$(stat -L -c %b "$fd" 2>/dev/null || echo 0)
+		m=$((b * 512 / 1048576))
 		echo "$now $m" >>"$tl"
 		local n
 		n=$(grep -c '^balloon: freeing' "$out")
@@ -87,7 +90,7 @@ run() {
 			freeing_at=''
 		fi
 		if [ $now -gt 180000 ]; then kill -KILL "$pid"; fi
-		sleep 0.05
+		sleep 0.02
 	done
 	wait "$pid"
 	if ! grep -q '^SUMMARY: .* 0 failures' "$out"; then
@@ -103,17 +106,21 @@ ember() {  # NAME BALLOON-OPTS
 ember off stats-interval=0 || exit 1
 ember dontneed free-page-reporting || exit 1
 ember free free-page-reporting=free || exit 1
-if [ $HAVE_QEMU = 1 ]; then
-	run qemu '^CPU ' "$QEMU" -accel kvm -m "$MEM" -smp 1 -nographic -nodefaults -serial stdio \
+qemu() {  # NAME on|off
+	run "$1" '^CPU ' "$QEMU" -accel kvm -m "$MEM" -smp 1 -nographic -nodefaults -serial stdio \
 		-object memory-backend-memfd,id=ram,size="${MEM}M",share=on -machine memory-backend=ram \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$KERNEL" -append "$ARGS" \
-		-device virtio-balloon-pci,free-page-reporting=on,disable-legacy=on || exit 1
+		-device virtio-balloon-pci,free-page-reporting="$2",disable-legacy=on
+}
+if [ $HAVE_QEMU = 1 ]; then
+	qemu qemu-off off || exit 1
+	qemu qemu on || exit 1
 fi
 
 echo "free page reporting: guest touches and frees $MIB MiB, $LOOPS loops, ${MEM} MiB guest, $(nproc) host CPUs, $(uname -r)"
 printf '%-16s %16s %18s %18s %16s %14s\n' run "given back (MiB)" "90% back after" "VMM CPU per pass" "VMM CPU per GiB" "% core @2s"
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-for r in ember-off ember-dontneed ember-free qemu; do
+for r in ember-off ember-dontneed ember-free qemu-off qemu; do
 	[ -s "$TMP/$r.res" ] || continue
 	back=$(awk '$4 != "-" { print $4 }' "$TMP/$r.res" | median)
 	got=$(awk '{ print $3 }' "$TMP/$r.res" | median)
@@ -123,11 +130,12 @@ for r in ember-off ember-dontneed ember-free qemu; do
 		printf "%-16s %16d %18s %15d ms %16s %13.2f%%\n", r, got, back ? back : "never", cpu, per_gib, cpu / 2000 * 100
 	}'
 done
-echo "(medians over the loops; VMM CPU from the guest's free to the end of its report pass, vCPU threads excluded;"
+echo "(medians over the loops; VMM CPU from the guest's free to the end of its report pass, vCPU threads"
+echo " excluded, nothing subtracted: the -off rows are the same window without reporting;"
 echo " % core @2s: that CPU time as a share of one core if a pass like it came every 2 s)"
 echo
 echo "host memory of guest RAM (MiB), every 0.5 s:"
-for r in ember-off ember-dontneed ember-free qemu; do
+for r in ember-off ember-dontneed ember-free qemu-off qemu; do
 	[ -s "$OUT/balloon-$r.tsv" ] || continue
 	printf '%-16s' "$r"
 	awk '{ s = int($1 / 500); if (!(s in v)) { v[s] = $2; if (s > m) m = s } } END { for (i = 0; i <= m; i++) printf " %d", (i in v) ? v[i] : -1; print "" }' "$OUT/balloon-$r.tsv"

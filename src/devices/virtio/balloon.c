@@ -34,6 +34,7 @@ struct vballoon {
 	int stats_timer;
 
 	struct balloon_info c;        /* counters and guest stats; vd.lock */
+	uint64_t told_actual_ns;      /* last on_stats call for a change of actual */
 
 	/* FREE mode: the discard thread. Lock order: vd.lock, then jlock. */
 	bool worker_started;
@@ -511,7 +512,13 @@ static void balloon_config_write(struct virtio_dev *vd, unsigned off, unsigned s
 	}
 	if (b->cfg.actual != old_actual) {
 		b->c.actual_bytes = (uint64_t)b->cfg.actual * BALLOON_PAGE;
-		tell(b);
+		/* A driver updates actual page by page or block by block: say
+		 * so when it is done, and at most 4 times a second meanwhile. */
+		uint64_t now = mono_ns();
+		if (b->cfg.actual == b->cfg.num_pages || now - b->told_actual_ns >= 250000000ull) {
+			b->told_actual_ns = now;
+			tell(b);
+		}
 	}
 }
 
