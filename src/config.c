@@ -77,6 +77,11 @@ void config_usage_run(void)
 	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
 	       "  --net tap=NAME[,mac=MAC]  virtio-net on an existing tap device\n"
 	       "  --rng                virtio-rng, fed from getrandom(2)\n"
+	       "  --balloon [size=SIZE][,deflate-on-oom][,free-page-reporting[=dontneed|free]][,stats-interval=S]\n"
+	       "                       virtio-balloon: initial balloon SIZE (default 0), let the guest\n"
+	       "                       deflate when it runs out of memory, take free page reports and\n"
+	       "                       give their memory back to the host (at once, or lazily with =free),\n"
+	       "                       ask for guest memory statistics every S seconds (see ember ctl balloon)\n"
 	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
 	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
@@ -228,10 +233,42 @@ int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen)
 	return 0;
 }
 
+int parse_balloon(const char *spec, struct balloon_config *b, char *err, size_t errlen)
+{
+	char item[64];
+	bool long_;
+	memset(b, 0, sizeof(*b));
+	b->enabled = true;
+	while (spec && *spec && next_item(&spec, item, sizeof(item), &long_)) {
+		if (long_)
+			return spec_error(err, errlen, "option too long");
+		if (!strncmp(item, "size=", 5)) {
+			if (parse_size(item + 5, &b->size) || b->size % 4096)
+				return spec_error(err, errlen, "size=%s: not a size in 4K pages (e.g. 256M)", item + 5);
+		} else if (!strcmp(item, "deflate-on-oom")) {
+			b->deflate_on_oom = true;
+		} else if (!strcmp(item, "free-page-reporting") || !strcmp(item, "free-page-reporting=dontneed")) {
+			b->reporting = true;
+			b->reporting_free = false;
+		} else if (!strcmp(item, "free-page-reporting=free")) {
+			b->reporting = b->reporting_free = true;
+		} else if (!strncmp(item, "free-page-reporting=", 20)) {
+			return spec_error(err, errlen, "%s: must be dontneed or free", item);
+		} else if (!strncmp(item, "stats-interval=", 15)) {
+			if (parse_uint(item + 15, 0, 3600, &b->stats_interval))
+				return spec_error(err, errlen, "%s: seconds from 0 to 3600", item);
+		} else {
+			return spec_error(err, errlen, "unknown option '%s' (size=SIZE, deflate-on-oom, "
+					  "free-page-reporting[=dontneed|free], stats-interval=S)", item);
+		}
+	}
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
-	OPT_DISK, OPT_NET, OPT_RNG,
+	OPT_DISK, OPT_NET, OPT_RNG, OPT_BALLOON,
 	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
 	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_DIRTY_TRACKING, OPT_DIRTY_RING_SIZE, OPT_RESTORE, OPT_INCOMING,
 	OPT_BIOS_STATE,
@@ -265,6 +302,7 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "balloon", optional_argument, NULL, OPT_BALLOON },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -333,6 +371,18 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 			break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_BALLOON: {
+			char err[256];
+			/* `--balloon OPTS` as well as `--balloon=OPTS`: `ember
+			 * run` has no positional arguments, so a next word that
+			 * is not an option is the balloon's. */
+			const char *spec = optarg;
+			if (!spec && optind < argc && argv[optind][0] != '-')
+				spec = argv[optind++];
+			if (parse_balloon(spec, &cfg->balloon, err, sizeof(err)))
+				return usage_error("--balloon %s: %s", spec ? spec : "", err);
+			break;
+		}
 		case OPT_DISK: {
 			char err[256];
 			if (cfg->ndisks == CONFIG_MAX_DISKS)
@@ -430,6 +480,10 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		return usage_error("--memory: at least 2M is needed");
 	if (cfg->mem_size % 4096)
 		return usage_error("--memory: must be a multiple of 4K");
+	if (cfg->balloon.size > cfg->mem_size)
+		return usage_error("--balloon size=%llu MiB is more than the guest's %llu MiB of RAM",
+				   (unsigned long long)(cfg->balloon.size >> 20),
+				   (unsigned long long)(cfg->mem_size >> 20));
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 	if (cfg->mem_size > host)
 		return usage_error("--memory: %llu MiB is more than this host has (%llu MiB)",

@@ -37,6 +37,16 @@ struct net_config {
 	bool has_mac;
 };
 
+/* --balloon [size=SIZE][,deflate-on-oom][,free-page-reporting[=dontneed|free]][,stats-interval=S] */
+struct balloon_config {
+	bool enabled;
+	uint64_t size;            /* initial balloon target, bytes */
+	bool deflate_on_oom;
+	bool reporting;           /* free page reporting */
+	bool reporting_free;      /* =free: lazy discards (else dontneed) */
+	unsigned stats_interval;  /* seconds; 0 = statistics only on request */
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -50,6 +60,7 @@ struct vm_config {
 	struct net_config nets[CONFIG_MAX_NETS];
 	unsigned nnets;
 	bool rng;                 /* virtio-rng */
+	struct balloon_config balloon;
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
 	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
@@ -71,6 +82,7 @@ struct vm_config {
  * (without the "ember: error: " prefix) to err and returns -EINVAL. */
 int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
 int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen);
+int parse_balloon(const char *spec, struct balloon_config *b, char *err, size_t errlen);
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
  * Returns 0 or -EINVAL. */

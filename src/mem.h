@@ -55,4 +55,28 @@ bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* The last guest-physical address + 1 of RAM below 4 GiB. */
 uint64_t mem_low_end(const struct guest_mem *m);
 
+/* Offset in the memfd of [gpa, gpa+len) when it is RAM inside one region;
+ * -EFAULT otherwise. */
+int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off);
+/* The guest-physical address of memfd offset off (< size). */
+uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off);
+
+/* Give the host memory behind memfd bytes [off, off+len) back: punch a
+ * hole (FALLOC_FL_PUNCH_HOLE), so the host frees the pages and the guest
+ * reads zeros there until it writes again. off and len 4 KiB multiples
+ * inside RAM; 0 or -errno. For a shared memfd this is what frees memory:
+ * MADV_DONTNEED only drops page-table entries (the file keeps the pages)
+ * and MADV_FREE is refused (EINVAL). */
+int mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len);
+/* Bytes of guest RAM the host holds now: the memfd's allocated blocks
+ * (fstat st_blocks * 512), which is what discarding gives back. */
+uint64_t mem_resident(const struct guest_mem *m);
+/* The first memfd offset in [off, end) that holds data (lseek SEEK_DATA:
+ * no page is read or allocated); end when all of it is a hole. A hole
+ * reads as zeros, so a snapshot may skip it without reading it (reading
+ * would allocate the page). */
+uint64_t mem_next_data(const struct guest_mem *m, uint64_t off, uint64_t end);
+/* The first offset in [off, end) that is a hole (SEEK_HOLE); end if none. */
+uint64_t mem_next_hole(const struct guest_mem *m, uint64_t off, uint64_t end);
+
 #endif

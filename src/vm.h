@@ -13,6 +13,7 @@
 #include "config.h"
 #include "devices/pci.h"
 #include "dirty.h"
+#include "discard.h"
 #include "irq.h"
 #include "kvm_irq.h"
 #include "loop.h"
@@ -76,6 +77,8 @@ struct vm {
 	struct virtio_dev *disks[CONFIG_MAX_DISKS];
 	struct virtio_dev *nets[CONFIG_MAX_NETS];
 	struct virtio_dev *rng;
+	struct virtio_dev *balloon;   /* --balloon */
+	struct discard_map discard;   /* guest RAM the balloon discarded (bits NULL: none) */
 
 	struct serial *serial;
 	struct acpi_pm *pm;

@@ -7,6 +7,8 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
+#include "control/control.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
@@ -57,6 +59,37 @@ static struct virtio_env env_for(struct vm *vm)
 		.mem = &vm->mem, .loop = &vm->loop, .msi = &vm->kirq.sink, .ioev = &vm->kirq.ioev,
 		.intx = &vm->intx_pins[slot].line,
 	};
+}
+
+static void on_balloon_stats(void *opaque, const struct balloon_info *info)
+{
+	control_balloon_event(opaque, info);
+}
+
+static int create_balloon(struct vm *vm)
+{
+	const struct balloon_config *bc = &vm->cfg->balloon;
+	struct balloon_opts o = {
+		.size = bc->size, .deflate_on_oom = bc->deflate_on_oom, .reporting = bc->reporting,
+		.mode = bc->reporting_free ? BALLOON_FREE : BALLOON_DONTNEED,
+		.stats_interval = bc->stats_interval, .on_stats = on_balloon_stats, .opaque = vm,
+	};
+	int r = discard_init(&vm->discard, vm->mem.size);
+	if (r) {
+		log_error("virtio-balloon: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
+	struct virtio_env env = env_for(vm);
+	if ((r = virtio_balloon_create(&env, &o, &vm->discard, &vm->balloon))) {
+		log_error("virtio-balloon: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
+	return plug(vm, vm->balloon) ? EXIT_VMM_ERROR : 0;
+}
+
+struct discard_map *balloon_discarded(struct vm *vm)
+{
+	return vm->balloon ? &vm->discard : NULL;
 }
 
 int vm_pci_create(struct vm *vm)
@@ -112,6 +145,8 @@ int vm_pci_create(struct vm *vm)
 		if (plug(vm, vm->rng))
 			return EXIT_VMM_ERROR;
 	}
+	if (cfg->balloon.enabled && (r = create_balloon(vm)))
+		return r;
 	return 0;
 }
 
@@ -127,6 +162,9 @@ void vm_pci_destroy(struct vm *vm)
 	}
 	virtio_rng_destroy(vm->rng);
 	vm->rng = NULL;
+	virtio_balloon_destroy(vm->balloon);
+	vm->balloon = NULL;
+	discard_free(&vm->discard);
 	if (vm->pci_ok)
 		pci_host_destroy(&vm->pci);
 	if (vm->kirq_ok)

@@ -30,6 +30,13 @@ static void config_interrupt(struct virtio_dev *vd)
 	}
 }
 
+void virtio_config_changed(struct virtio_dev *vd)
+{
+	vd->config_generation++;
+	if (vd->status & VIRTIO_CONFIG_S_DRIVER_OK)
+		config_interrupt(vd);
+}
+
 void virtio_set_broken(struct virtio_dev *vd, const char *why)
 {
 	vd->bad_requests++;

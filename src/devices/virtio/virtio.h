@@ -126,6 +126,9 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
  * (vd->lock held). */
 void virtio_set_broken(struct virtio_dev *vd, const char *why);
 bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
+/* The device changed its configuration: new config_generation and, once
+ * the driver is running, a configuration change interrupt (vd->lock held). */
+void virtio_config_changed(struct virtio_dev *vd);
 
 /* The BAR 0 handlers (for tests; the PCI host calls them). */
 uint64_t virtio_bar_read(void *opaque, uint64_t off, unsigned size);
