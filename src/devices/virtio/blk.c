@@ -150,6 +150,12 @@ static void finish(struct vblk *b, struct blk_req *q, uint8_t status)
 	uint32_t used = 1;
 	if (status == VIRTIO_BLK_S_OK && (q->r.type == VIRTIO_BLK_T_IN || q->r.type == VIRTIO_BLK_T_GET_ID))
 		used += q->used_len;
+	/* Read data (io_uring wrote it straight into guest RAM) and the
+	 * status byte: pages a migration must send again. A failed read may
+	 * have written part of the buffers: mark them all. */
+	if (q->r.type == VIRTIO_BLK_T_IN || q->r.type == VIRTIO_BLK_T_GET_ID)
+		vq_mark_written(&b->vd.vq[0], q->r.data, q->r.ndata, q->r.data_len);
+	mem_mark_dirty_host(b->vd.mem, q->r.status, 1);
 	if (!b->vd.broken) {
 		vq_push(&b->vd.vq[0], q->e.head, used);
 		b->pushed = true;

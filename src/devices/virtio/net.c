@@ -95,6 +95,9 @@ static void rx(struct vnet *n)
 			break;
 		}
 		set_num_buffers(&e);
+		/* The frame and the header (num_buffers even past a short frame). */
+		vq_mark_written(vq, iov, e.nin, (uint64_t)got > sizeof(struct virtio_net_hdr_mrg_rxbuf) ?
+				(uint64_t)got : sizeof(struct virtio_net_hdr_mrg_rxbuf));
 		vq_push(vq, e.head, (uint32_t)got);
 		pushed = true;
 	}
