@@ -289,6 +289,10 @@ int vm_pause(struct vm *vm)
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
+	/* Devices too: in-flight I/O lands in guest RAM now, before anyone
+	 * copies RAM or device state, and no new request starts. */
+	if (r == 0)
+		devstate_quiesce(&vm->devstate);
 	return r;
 }
 
@@ -297,6 +301,7 @@ int vm_resume(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	int r = 0;
 	if (vm->state == VM_PAUSED) {
+		devstate_resume(&vm->devstate);
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);
