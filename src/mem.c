@@ -99,6 +99,12 @@ uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa)
 	return UINT64_MAX;
 }
 
+static void mark_offsets(uint64_t *log, uint64_t off, uint64_t last)
+{
+	for (uint64_t p = off >> 12; p <= last >> 12; p++)
+		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+}
+
 void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
@@ -108,8 +114,16 @@ void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	if (off == UINT64_MAX || last == UINT64_MAX)
 		return;
 	/* A range within one region (mem_ptr's rule), so offsets are linear. */
-	for (uint64_t p = off >> 12; p <= last >> 12; p++)
-		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+	mark_offsets(log, off, last);
+}
+
+void mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len)
+{
+	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	uintptr_t a = (uintptr_t)p, base = (uintptr_t)m->host;
+	if (!log || !len || a < base || a - base >= m->size || len > m->size - (a - base))
+		return;
+	mark_offsets(log, a - base, a - base + len - 1);
 }
 
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len)

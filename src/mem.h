@@ -40,6 +40,9 @@ void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
  * dirty tracking (snapshots, migration). Call after the write. Devices that
  * write guest RAM other than through mem_write must call this. */
 void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for a host pointer into Ember's mapping of RAM (what a device
+ * holds after mem_ptr, e.g. in an iovec); ranges outside RAM are ignored. */
+void mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len);
 
 /* The RAM offset (memfd offset) of gpa, or UINT64_MAX when gpa is not RAM. */
 uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa);

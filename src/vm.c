@@ -321,6 +321,10 @@ int vm_pause(struct vm *vm)
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
+	/* Devices too: in-flight I/O lands in guest RAM now, before anyone
+	 * copies RAM or device state, and no new request starts. */
+	if (r == 0)
+		devstate_quiesce(&vm->devstate);
 	return r;
 }
 
@@ -331,6 +335,7 @@ int vm_resume(struct vm *vm)
 	if (vm->suspended) {
 		r = -EBUSY;             /* in S3: only the wake event (suspend.c) resumes */
 	} else if (vm->state == VM_PAUSED) {
+		devstate_resume(&vm->devstate);
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);

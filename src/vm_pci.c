@@ -40,11 +40,15 @@ static void intx_set(struct irq_line *line, int level)
 	pthread_mutex_unlock(&vm->intx_lock);
 }
 
-static int plug(struct vm *vm, struct virtio_dev *vd)
+/* Plug into the next slot and join the state registry (instance: the
+ * n-th device of its kind, as the command line orders them). */
+static int plug(struct vm *vm, struct virtio_dev *vd, unsigned instance)
 {
 	int r = pci_host_add(&vm->pci, &vd->pci);
 	if (r)
 		log_error("%s: no room on the PCI bus: %s", vd->name, strerror(-r));
+	else if ((r = devstate_register(&vm->devstate, virtio_state_ops(vd), instance, vd)))
+		log_error("%s: device state: %s", vd->name, strerror(-r));
 	return r;
 }
 
@@ -111,6 +115,10 @@ int vm_pci_create(struct vm *vm)
 		log_error("PCI host bridge: %s", strerror(-r));
 		return EXIT_VMM_ERROR;
 	}
+	if ((r = devstate_register(&vm->devstate, &pci_host_state_ops, 0, &vm->pci))) {
+		log_error("PCI host bridge state: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		const struct disk_config *d = &cfg->disks[i];
 		struct blk_opts o = { .path = d->path, .readonly = d->readonly,
@@ -121,7 +129,7 @@ int vm_pci_create(struct vm *vm)
 			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
 			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
 		}
-		if (plug(vm, vm->disks[i]))
+		if (plug(vm, vm->disks[i], i))
 			return EXIT_VMM_ERROR;
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
@@ -133,7 +141,7 @@ int vm_pci_create(struct vm *vm)
 			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
 			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
 		}
-		if (plug(vm, vm->nets[i]))
+		if (plug(vm, vm->nets[i], i))
 			return EXIT_VMM_ERROR;
 	}
 	if (cfg->rng) {
@@ -142,7 +150,7 @@ int vm_pci_create(struct vm *vm)
 			log_error("virtio-rng: %s", strerror(-r));
 			return EXIT_VMM_ERROR;
 		}
-		if (plug(vm, vm->rng))
+		if (plug(vm, vm->rng, 0))
 			return EXIT_VMM_ERROR;
 	}
 	if (cfg->balloon.enabled && (r = create_balloon(vm)))

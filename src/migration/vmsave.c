@@ -410,6 +410,14 @@ int vm_restore_create(struct vm_restore *rs)
 	rs->cfg.on_reboot = c->on_reboot;
 	rs->cfg.incoming = c->incoming;
 	rs->cfg.restore = c->restore;
+	/* Device backends are this host's (its disk paths, its taps): from
+	 * the command line; their guest-visible state comes from the stream,
+	 * which refuses a device set that differs. */
+	memcpy(rs->cfg.disks, c->disks, sizeof(c->disks));
+	rs->cfg.ndisks = c->ndisks;
+	memcpy(rs->cfg.nets, c->nets, sizeof(c->nets));
+	rs->cfg.nnets = c->nnets;
+	rs->cfg.rng = c->rng;
 	rs->cfg.from_state = true;
 	int r = vm_create(rs->target, &rs->cfg);
 	rs->create_status = r;

@@ -75,7 +75,7 @@ void virtio_kick(struct virtio_dev *vd, unsigned q)
 	if (q >= vd->nqueues)
 		return;
 	pthread_mutex_lock(&vd->lock);
-	if (running(vd) && vd->vq[q].enabled)
+	if (running(vd) && vd->vq[q].enabled && !vd->quiesced)
 		vd->ops->notify(vd, q);
 	pthread_mutex_unlock(&vd->lock);
 }
