@@ -88,7 +88,7 @@ static int create_balloon(struct vm *vm)
 		log_error("virtio-balloon: %s", strerror(-r));
 		return EXIT_VMM_ERROR;
 	}
-	return plug(vm, vm->balloon) ? EXIT_VMM_ERROR : 0;
+	return plug(vm, vm->balloon, 0) ? EXIT_VMM_ERROR : 0;
 }
 
 struct discard_map *balloon_discarded(struct vm *vm)

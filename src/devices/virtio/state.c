@@ -214,6 +214,7 @@ static void vstate_resume(void *opaque)
 static const struct devstate_ops blk_state = VIRTIO_STATE_OPS("virtio-blk");
 static const struct devstate_ops net_state = VIRTIO_STATE_OPS("virtio-net");
 static const struct devstate_ops rng_state = VIRTIO_STATE_OPS("virtio-rng");
+static const struct devstate_ops balloon_state = VIRTIO_STATE_OPS("virtio-balloon");
 static const struct devstate_ops other_state = VIRTIO_STATE_OPS("virtio");
 
 const struct devstate_ops *virtio_state_ops(const struct virtio_dev *vd)
@@ -222,6 +223,7 @@ const struct devstate_ops *virtio_state_ops(const struct virtio_dev *vd)
 	case VIRTIO_ID_BLOCK: return &blk_state;
 	case VIRTIO_ID_NET: return &net_state;
 	case VIRTIO_ID_RNG: return &rng_state;
+	case VIRTIO_ID_BALLOON: return &balloon_state;
 	default: return &other_state;
 	}
 }
