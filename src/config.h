@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sandbox/sandbox.h"
+
 
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
  * port, so Ember's own codes are even. */
@@ -14,9 +16,12 @@ enum {
 	EXIT_USAGE = 2,         /* bad command line or input file */
 	EXIT_GUEST_CRASH = 4,   /* triple fault, KVM internal error, failed entry */
 	EXIT_VMM_ERROR = 6,     /* Ember itself failed at run time */
+	EXIT_SECCOMP = 8,       /* a thread made a system call its seccomp filter forbids */
 };
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+
+struct host_files;
 
 struct vm_config {
 	const char *kernel;
@@ -35,6 +40,14 @@ struct vm_config {
 	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
 	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
+	enum sandbox_mode seccomp;  /* --seccomp kill (default), log, off */
+	const char *jail;         /* --jail DIR: pivot_root there, then run as uid/gid */
+	unsigned uid, gid;        /* --uid, --gid (with --jail) */
+	int test_violate;         /* hidden: this thread kind makes a forbidden call; -1 none */
+	bool test_violate_ioctl;  /* ... a forbidden ioctl rather than execve */
+	/* Opened once by `ember run` before the jail and the filters
+	 * (src/host.h); NULL: each VM opens its own. */
+	const struct host_files *files;
 };
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
