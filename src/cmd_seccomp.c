@@ -26,5 +26,15 @@ int cmd_seccomp(int argc, char **argv)
 		}
 	}
 	sandbox_print(stdout, flags);
+	for (int k = 0; k < THREAD_KINDS; k++) {
+		int n = sandbox_filter_insns((enum thread_kind)k, flags);
+		if (n < 0) {
+			fprintf(stderr, "ember: error: seccomp: the %s filter cannot be built: %s\n",
+				sandbox_kind_name((enum thread_kind)k), strerror(-n));
+			return EXIT_VMM_ERROR;
+		}
+		printf("%s%s: %d BPF instructions", k ? ", " : "filter sizes: ", sandbox_kind_name((enum thread_kind)k), n);
+	}
+	printf("\n");
 	return 0;
 }

@@ -293,18 +293,7 @@ int vm_resume(struct vm *vm)
 }
 
 /* --test-seccomp-violate: a forbidden call from a thread of the kind asked
- * for, once every thread is filtered. */
-static int violate_timer = -1;
-
-static void violate_on_loop(void *opaque, uint32_t events)
-{
-	struct vm *vm = opaque;
-	loop_remove(&vm->loop, violate_timer);
-	close(violate_timer);
-	violate_timer = -1;
-	sandbox_test_violate(vm->cfg->test_violate_ioctl, vm->vm_fd);
-}
-
+ * for, once that thread is filtered. */
 static void *violate_thread(void *opaque)
 {
 	struct vm *vm = opaque;
@@ -324,7 +313,7 @@ static void violate_start(struct vm *vm)
 		fds.vm = vm->vm_fd;
 		if (sandbox_thread_create(&t, (enum thread_kind)kind, &fds, sandbox_kind_name(kind),
 					  violate_thread, vm) == 0)
-			pthread_detach(t);
+			pthread_join(t, NULL);
 	}
 }
 
@@ -364,7 +353,7 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	if (sandbox_enter(THREAD_MAIN, &fds, "main"))
 		vm_stop(vm, STOP_ERROR, EXIT_VMM_ERROR);
 	if (vm->cfg->test_violate == THREAD_MAIN)
-		violate_timer = loop_add_timer(&vm->loop, 1000000, 0, violate_on_loop, vm);
+		sandbox_test_violate(vm->cfg->test_violate_ioctl, vm->vm_fd);
 	vm_go(vm);
 	r = loop_run(&vm->loop);
 	if (r)

@@ -10,13 +10,24 @@
 
 #include "sandbox/sandbox.h"
 
+/* Built with AddressSanitizer (gcc or clang): the runtime's own system
+ * calls join the lists. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EMBER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMBER_SANITIZER 1
+#endif
+#endif
+
 enum sc_sym {
 	SC_LIT,             /* the value as written */
 	SC_PID,             /* getpid() */
 	SC_FD_KVM, SC_FD_VM, SC_FD_VCPU, SC_FD_API_DIR,   /* struct sandbox_fds; any fd when -1 */
 };
 
-enum sc_op { SC_EQ, SC_MASKED_EQ };   /* arg == val; (arg & mask) == val */
+/* arg == val; (arg & mask) == val. 0 ends a rule's comparisons. */
+enum sc_op { SC_NONE, SC_EQ, SC_MASKED_EQ };
 
 struct sc_cmp {
 	uint8_t arg;        /* 0-5 */
@@ -30,9 +41,17 @@ struct sc_rule {
 	const char *name;   /* the system call */
 	const char *what;   /* the arguments allowed, for listings ("KVM_RUN on its vCPU"), or NULL */
 	bool enosys;        /* not allowed, but fails with ENOSYS rather than ending Ember (clone3) */
-	uint8_t ncmp;
-	struct sc_cmp cmp[3];
+	struct sc_cmp cmp[3];   /* ended by op SC_NONE */
 };
+
+/* How many comparisons the rule has. */
+static inline unsigned sc_rule_ncmp(const struct sc_rule *r)
+{
+	unsigned n = 0;
+	while (n < 3 && r->cmp[n].op != SC_NONE)
+		n++;
+	return n;
+}
 
 /* A named set of rules that belong together (several kinds share them). */
 struct sc_group {
@@ -59,5 +78,7 @@ extern const struct sc_group sc_group_spawn;
 /* Every kind in sanitizer builds: what the sanitizer runtime's reports
  * and leak check at exit need (NULL in normal builds). */
 extern const struct sc_group *const sc_group_sanitizer;
+/* Only main's, in sanitizer builds: the leak check at exit. */
+extern const struct sc_group *const sc_group_sanitizer_main;
 
 #endif

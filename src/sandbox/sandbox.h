@@ -61,6 +61,10 @@ int sandbox_kind_lookup(const char *name);
  * filter let it through, after saying so. */
 void sandbox_test_violate(bool ioctl_variant, int fd);
 
+/* The size in BPF instructions of kind's filter (flags as for
+ * sandbox_setup), built but not installed; -errno when it cannot be built. */
+int sandbox_filter_insns(enum thread_kind kind, unsigned flags);
+
 /* Print every kind's allow list (ember seccomp). */
 void sandbox_print(FILE *f, unsigned flags);
 

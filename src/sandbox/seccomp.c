@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -17,6 +19,10 @@
 #include "console.h"
 #include "log.h"
 #include "sandbox/filters.h"
+
+#ifdef EMBER_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 /* System call names by number, generated from <asm/unistd_64.h>. */
 static const char *const syscall_names[] = {
@@ -61,7 +67,7 @@ static const char *group_ioctl_name(const struct sc_group *g, unsigned long req)
 {
 	for (unsigned i = 0; g && i < g->n; i++) {
 		const struct sc_rule *r = &g->rules[i];
-		for (unsigned j = 0; r->nr == SCMP_SYS(ioctl) && j < 3 && r->cmp[j].op; j++)
+		for (unsigned j = 0; r->nr == SCMP_SYS(ioctl) && j < sc_rule_ncmp(r); j++)
 			if (r->cmp[j].arg == 1 && r->cmp[j].val == (req & 0xffffffffu))
 				return r->what;
 	}
@@ -149,7 +155,7 @@ static int add_group(scmp_filter_ctx ctx, const struct sc_group *g, const struct
 		} else {
 			struct scmp_arg_cmp cmps[3];
 			unsigned n = 0;
-			for (unsigned j = 0; j < 3 && r->cmp[j].op; j++) {
+			for (unsigned j = 0; j < sc_rule_ncmp(r); j++) {
 				int s = resolve(&r->cmp[j], fds, &cmps[n]);
 				if (s < 0)
 					return s;
@@ -180,15 +186,17 @@ static int add_kind(scmp_filter_ctx ctx, enum thread_kind kind, const struct san
 /* The filter kind's threads get: its groups, the sanitizer's in test
  * builds; main in rebuild mode also what building VMs and starting their
  * vCPU threads take, on any VM or vCPU fd. */
-static int build(scmp_filter_ctx ctx, enum thread_kind kind, const struct sandbox_fds *given)
+static int build(scmp_filter_ctx ctx, enum thread_kind kind, const struct sandbox_fds *given, unsigned flags)
 {
 	struct sandbox_fds fds = *given;
-	bool rebuild = kind == THREAD_MAIN && (setup_flags & SANDBOX_REBUILD);
+	bool rebuild = kind == THREAD_MAIN && (flags & SANDBOX_REBUILD);
 	if (rebuild)
 		fds.vm = fds.vcpu = -1;
 	int e = add_kind(ctx, kind, &fds);
 	if (!e && sc_group_sanitizer)
 		e = add_group(ctx, sc_group_sanitizer, &fds);
+	if (!e && sc_group_sanitizer_main && kind == THREAD_MAIN)
+		e = add_group(ctx, sc_group_sanitizer_main, &fds);
 	if (!e && rebuild && !(e = add_group(ctx, &sc_group_rebuild, &fds)) &&
 	    !(e = add_group(ctx, &sc_group_spawn, &fds)))
 		e = add_kind(ctx, THREAD_VCPU, &fds);
@@ -210,6 +218,16 @@ int sandbox_setup(enum sandbox_mode m, unsigned flags)
 			  seccomp_api_get());
 		return -ENOTSUP;
 	}
+	/* glibc reads /etc/localtime at its first time conversion (the RTC's
+	 * gmtime_r included): now, not on a filtered vCPU thread. */
+	tzset();
+#ifdef EMBER_SANITIZER
+	/* The symbolizer opens the binary and reads the memory map on first
+	 * use: do that now, so a report on a filtered thread needs nothing
+	 * more than writing it out. */
+	char buf[256];
+	__sanitizer_symbolize_pc(__builtin_return_address(0), "%p %F %L", buf, sizeof(buf));
+#endif
 	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
 	sigfillset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0)
@@ -231,7 +249,7 @@ int sandbox_enter(enum thread_kind kind, const struct sandbox_fds *fds, const ch
 		return -ENOMEM;
 	int e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (!e)
-		e = build(ctx, kind, fds);
+		e = build(ctx, kind, fds, setup_flags);
 	if (e) {
 		seccomp_release(ctx);
 		log_error("seccomp: building the %s filter: %s", sc_kinds[kind].name, strerror(-e));
@@ -251,6 +269,27 @@ int sandbox_enter(enum thread_kind kind, const struct sandbox_fds *fds, const ch
 		return e;
 	}
 	return 0;
+}
+
+int sandbox_filter_insns(enum thread_kind kind, unsigned flags)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+	if (!ctx)
+		return -ENOMEM;
+	struct sandbox_fds fds = { 3, 4, 5, 6 };
+	int e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	if (!e)
+		e = build(ctx, kind, &fds, flags);
+	int fd = e ? -1 : memfd_create("ember-bpf", MFD_CLOEXEC);
+	if (!e && fd < 0)
+		e = -errno;
+	if (!e)
+		e = seccomp_export_bpf(ctx, fd);
+	off_t size = e ? 0 : lseek(fd, 0, SEEK_END);
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return e ? e : (int)(size / 8);
 }
 
 /* ---- threads --------------------------------------------------------------------- */
@@ -348,6 +387,8 @@ static void print_kind(FILE *f, enum thread_kind kind, unsigned flags)
 	}
 	if (sc_group_sanitizer)
 		groups[ng++] = sc_group_sanitizer;
+	if (sc_group_sanitizer_main && kind == THREAD_MAIN)
+		groups[ng++] = sc_group_sanitizer_main;
 	fprintf(f, "%s: %s\n", sc_kinds[kind].name, sc_kinds[kind].what);
 	/* Names in order; each printed once with all its conditions. */
 	const char *last = "";
