@@ -17,6 +17,8 @@ OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
 ASAN_OBJS:= $(SRCS:%.c=$(BUILD)/asan/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+# The same tests without sanitizers, for valgrind (tests/integration/test_valgrind.sh).
+PLAIN_UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit-plain/%)
 FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
 # libFuzzer targets: clang, the library rebuilt with fuzzer coverage.
 FUZZ_CC  ?= clang
@@ -62,7 +64,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< $(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
 
-unit: $(UNIT_BINS)
+$(BUILD)/unit-plain/%: tests/unit/%.c $(BUILD)/libember.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 -o $@ $< $(BUILD)/libember.a -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS) $(PLAIN_UNIT_BINS)
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
