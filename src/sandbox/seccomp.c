@@ -389,6 +389,7 @@ static void print_kind(FILE *f, enum thread_kind kind, unsigned flags)
 		groups[ng++] = sc_group_sanitizer;
 	if (sc_group_sanitizer_main && kind == THREAD_MAIN)
 		groups[ng++] = sc_group_sanitizer_main;
+	bool rebuild = kind == THREAD_MAIN && (flags & SANDBOX_REBUILD);
 	fprintf(f, "%s: %s\n", sc_kinds[kind].name, sc_kinds[kind].what);
 	/* Names in order; each printed once with all its conditions. */
 	const char *last = "";
@@ -402,7 +403,9 @@ static void print_kind(FILE *f, enum thread_kind kind, unsigned flags)
 			}
 		if (!next)
 			break;
-		bool any = false, listed = false;
+		bool any = false;
+		unsigned nitems = 0;
+		char items[128][64];
 		fprintf(f, "  %s", next);
 		for (unsigned g = 0; g < ng; g++)
 			for (unsigned i = 0; i < groups[g]->n; i++) {
@@ -413,13 +416,23 @@ static void print_kind(FILE *f, enum thread_kind kind, unsigned flags)
 					any = true;
 					continue;
 				}
+				/* With rebuild, main's VM and vCPU checks take any fd. */
 				static const char *const on[] = { [SC_FD_KVM] = " on /dev/kvm", [SC_FD_VM] = " on the VM",
 								  [SC_FD_VCPU] = " on its vCPU" };
-				const char *where = r->nr == SCMP_SYS(ioctl) && r->cmp[0].arg == 0 &&
-					r->cmp[0].sym >= SC_FD_KVM && r->cmp[0].sym <= SC_FD_VCPU ? on[r->cmp[0].sym] : "";
-				fprintf(f, "%s%s%s", listed ? ", " : ": ", r->what, where);
-				listed = true;
+				unsigned sym = r->cmp[0].sym;
+				bool named = r->nr == SCMP_SYS(ioctl) && r->cmp[0].arg == 0 && sym >= SC_FD_KVM &&
+					     sym <= SC_FD_VCPU && (!rebuild || sym == SC_FD_KVM);
+				char item[64];
+				snprintf(item, sizeof(item), "%s%s", r->what, named ? on[sym] : "");
+				bool seen = false;
+				for (unsigned j = 0; j < nitems && !seen; j++)
+					seen = !strcmp(items[j], item);
+				if (seen || nitems == 128)
+					continue;
+				memcpy(items[nitems], item, sizeof(item));
+				fprintf(f, "%s%s", nitems++ ? ", " : ": ", item);
 			}
+		bool listed = nitems > 0;
 		if (any && listed)
 			fprintf(f, " (and any arguments)");
 		fprintf(f, "\n");
