@@ -24,9 +24,21 @@ int mem_create(struct guest_mem *m, uint64_t size)
 		close(fd);
 		return err;
 	}
-	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	/* Reserve guard + RAM + guard (+ slack to align RAM to 2 MiB, which
+	 * lets the host back it with huge pages), then map the memfd over the
+	 * middle. The guards stay PROT_NONE for the VM's life. */
+	uint64_t len = size + 2 * MEM_GUARD_SIZE + MEM_GUARD_SIZE;
+	uint8_t *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	uintptr_t at = ((uintptr_t)res + MEM_GUARD_SIZE + MEM_GUARD_SIZE - 1) & ~(uintptr_t)(MEM_GUARD_SIZE - 1);
+	void *host = mmap((void *)at, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
 	if (host == MAP_FAILED) {
 		int err = -errno;
+		munmap(res, len);
 		close(fd);
 		return err;
 	}
@@ -35,6 +47,8 @@ int mem_create(struct guest_mem *m, uint64_t size)
 	m->fd = fd;
 	m->host = host;
 	m->size = size;
+	m->reserved = res;
+	m->reserved_len = len;
 	uint64_t low = size < LAYOUT_MMIO_HOLE ? size : LAYOUT_MMIO_HOLE;
 	m->regions[0] = (struct mem_region){ .gpa = 0, .size = low, .offset = 0 };
 	m->nregions = 1;
@@ -47,11 +61,11 @@ int mem_create(struct guest_mem *m, uint64_t size)
 
 void mem_destroy(struct guest_mem *m)
 {
-	if (m->host)
-		munmap(m->host, m->size);
+	if (m->reserved)
+		munmap(m->reserved, m->reserved_len);
 	if (m->fd >= 0)
 		close(m->fd);
-	m->host = NULL;
+	m->host = m->reserved = NULL;
 	m->fd = -1;
 }
 

@@ -16,10 +16,17 @@ struct mem_region {
 	uint64_t offset;   /* offset into the memfd and into guest_mem.host */
 };
 
+/* Guard bytes of PROT_NONE address space below and above Ember's mapping
+ * of guest RAM: an access that escaped the checks below and ran off either
+ * edge faults instead of reading or writing Ember's own memory. */
+#define MEM_GUARD_SIZE (2ULL << 20)
+
 struct guest_mem {
 	int fd;                 /* memfd backing all of guest RAM */
 	uint8_t *host;          /* Ember's mapping of the whole memfd */
 	uint64_t size;          /* total RAM bytes */
+	uint8_t *reserved;      /* the whole reservation: guard, RAM, guard */
+	uint64_t reserved_len;
 	struct mem_region regions[MEM_MAX_REGIONS];
 	int nregions;
 	/* While dirty tracking runs: one bit per page (RAM offset / 4096) that
@@ -27,8 +34,8 @@ struct guest_mem {
 	uint64_t *dirty_log;
 };
 
-/* Create RAM of `size` bytes laid out around the 32-bit MMIO hole.
- * Returns 0 or -errno. */
+/* Create RAM of `size` bytes laid out around the 32-bit MMIO hole, mapped
+ * between two MEM_GUARD_SIZE guards (2 MiB aligned). Returns 0 or -errno. */
 int mem_create(struct guest_mem *m, uint64_t size);
 void mem_destroy(struct guest_mem *m);
 

@@ -50,6 +50,7 @@ enum vm_stop_reason {
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
+	bool kvm_fd_borrowed;         /* cfg->files owns kvm_fd */
 	int vm_fd;
 	int run_size;                 /* mmap size of struct kvm_run */
 	const char *backend;          /* "kvm_pvm", "kvm_intel", "kvm_amd" */

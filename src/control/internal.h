@@ -46,6 +46,8 @@ struct shutdown_wait {
 
 struct control_server {
 	char *path;
+	int dir_fd;                  /* O_PATH: path's directory, to unlink the socket at exit */
+	const char *base;            /* path's last component */
 	dev_t dev;                   /* of the socket file we made */
 	ino_t ino;
 	int listen_fd;
