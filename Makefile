@@ -87,11 +87,11 @@ fuzzers: $(FUZZ_BINS)
 fuzz: fuzzers
 	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
 
-# The guest kit (tests/guest, ELF64) and the multiboot test kernels
-# (tests/guest/multiboot, ELF32 .flat files like kvm-unit-tests').
+# The guest kit (tests/guest): each kernel as NAME.elf (booted through the
+# Ember note) and, for the test suite, NAME.flat (multiboot, ELF32, like
+# kvm-unit-tests' x86 .flat files).
 guest:
-	if [ -f tests/guest/Makefile ]; then $(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest); fi
-	$(MAKE) -C tests/guest/multiboot O=$(abspath $(BUILD)/guest/mb)
+	$(MAKE) -C tests/guest O=$(abspath $(BUILD)/guest)
 
 deps:
 	bash tools/install-deps.sh
@@ -110,6 +110,7 @@ run: deps
 
 bench: all
 	bash bench/run.sh
+
 
 clean:
 	rm -rf $(BUILD)

@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
@@ -101,12 +103,50 @@ bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return true;
 }
 
+uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa)
+{
+	for (int i = 0; i < m->nregions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r->offset + (gpa - r->gpa);
+	}
+	return UINT64_MAX;
+}
+
+static void mark_offsets(uint64_t *log, uint64_t off, uint64_t last)
+{
+	for (uint64_t p = off >> 12; p <= last >> 12; p++)
+		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+}
+
+void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	if (!log || !len)
+		return;
+	uint64_t off = mem_offset(m, gpa), last = mem_offset(m, gpa + len - 1);
+	if (off == UINT64_MAX || last == UINT64_MAX)
+		return;
+	/* A range within one region (mem_ptr's rule), so offsets are linear. */
+	mark_offsets(log, off, last);
+}
+
+void mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len)
+{
+	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	uintptr_t a = (uintptr_t)p, base = (uintptr_t)m->host;
+	if (!log || !len || a < base || a - base >= m->size || len > m->size - (a - base))
+		return;
+	mark_offsets(log, a - base, a - base + len - 1);
+}
+
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len)
 {
 	void *p = mem_ptr(m, gpa, len);
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);
+	mem_mark_dirty(m, gpa, len);
 	return 0;
 }
 
@@ -122,4 +162,70 @@ int mem_read(const struct guest_mem *m, void *dst, uint64_t gpa, size_t len)
 uint64_t mem_low_end(const struct guest_mem *m)
 {
 	return m->regions[0].gpa + m->regions[0].size;
+}
+
+int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off)
+{
+	const uint8_t *p = mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	*off = (uint64_t)(p - m->host);
+	return 0;
+}
+
+uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off)
+{
+	for (int i = 0; i < m->nregions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (off >= r->offset && off - r->offset < r->size)
+			return r->gpa + (off - r->offset);
+	}
+	return UINT64_MAX;
+}
+
+int mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if ((off | len) & 4095 || __builtin_add_overflow(off, len, &end) || end > m->size)
+		return -EINVAL;
+	if (m->fd < 0)
+		return -EBADF;
+	if (!len)
+		return 0;
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+uint64_t mem_resident(const struct guest_mem *m)
+{
+	struct stat st;
+	if (m->fd < 0 || fstat(m->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* lseek SEEK_DATA/SEEK_HOLE clamped to [off, end); ENXIO means "none". */
+static uint64_t seek_clamped(const struct guest_mem *m, uint64_t off, uint64_t end, int whence)
+{
+	if (off >= end)
+		return end;
+	if (m->fd < 0)
+		return whence == SEEK_DATA ? off : end;    /* no file: all data */
+	off_t r = lseek(m->fd, (off_t)off, whence);
+	if (r < 0 && errno == ENXIO && whence == SEEK_DATA)
+		return end;             /* no data after off */
+	if (r < 0)                      /* cannot tell: say "data", never skip */
+		return whence == SEEK_DATA ? off : end;
+	return (uint64_t)r < end ? (uint64_t)r : end;
+}
+
+uint64_t mem_next_data(const struct guest_mem *m, uint64_t off, uint64_t end)
+{
+	return seek_clamped(m, off, end, SEEK_DATA);
+}
+
+uint64_t mem_next_hole(const struct guest_mem *m, uint64_t off, uint64_t end)
+{
+	return seek_clamped(m, off, end, SEEK_HOLE);
 }

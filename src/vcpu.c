@@ -11,6 +11,7 @@
 
 #include "arch/x86/layout.h"
 #include "arch/x86/multiboot.h"
+#include "dirty.h"
 #include "log.h"
 #include "sandbox/sandbox.h"
 #include "vm.h"
@@ -35,17 +36,17 @@ static void install_kick_handler(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);   /* no SA_RESTART: KVM_RUN returns EINTR */
 }
 
-static int set_lapic_lint(int fd)
+/* Kept in *lapic: what a reset returns to. */
+static int set_lapic_lint(int fd, struct kvm_lapic_state *lapic)
 {
-	struct kvm_lapic_state lapic;
-	if (ioctl(fd, KVM_GET_LAPIC, &lapic) < 0)
+	if (ioctl(fd, KVM_GET_LAPIC, lapic) < 0)
 		return -errno;
 	/* Virtual-wire mode as a BIOS leaves it: LINT0 ExtINT, LINT1 NMI. */
-	uint32_t *lint0 = (uint32_t *)&lapic.regs[0x350];
-	uint32_t *lint1 = (uint32_t *)&lapic.regs[0x360];
+	uint32_t *lint0 = (uint32_t *)&lapic->regs[0x350];
+	uint32_t *lint1 = (uint32_t *)&lapic->regs[0x360];
 	*lint0 = (*lint0 & ~0x700u) | (7u << 8);
 	*lint1 = (*lint1 & ~0x700u) | (4u << 8);
-	if (ioctl(fd, KVM_SET_LAPIC, &lapic) < 0)
+	if (ioctl(fd, KVM_SET_LAPIC, lapic) < 0)
 		return -errno;
 	return 0;
 }
@@ -72,7 +73,9 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 	}
 	int r = guest_cpu_setup_vcpu(&vm->cpu, v->fd, index, vm->ncpus);
 	if (!r)
-		r = set_lapic_lint(v->fd);
+		r = set_lapic_lint(v->fd, &v->reset_lapic);
+	if (!r)
+		r = dirty_vcpu_init(&vm->dirty, v);
 	if (r) {
 		vcpu_destroy(v);
 		return r;
@@ -86,6 +89,7 @@ void vcpu_destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
+	dirty_vcpu_destroy(&v->vm->dirty, v);
 	if (v->run && v->run != MAP_FAILED)
 		munmap(v->run, (size_t)v->vm->run_size);
 	if (v->fd >= 0)
@@ -173,6 +177,43 @@ int vcpu_init_boot_state(struct vcpu *v)
 	return 0;
 }
 
+static void real_mode_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
+{
+	*s = (struct kvm_segment){ .base = (uint64_t)sel << 4, .limit = 0xffff, .selector = sel,
+				   .type = type, .present = 1, .s = 1 };
+}
+
+int vcpu_reset_for_wake(struct vcpu *v, uint32_t waking_vector)
+{
+	struct kvm_sregs sregs;
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	/* Real mode as after a reset, caches on (the firmware would have
+	 * turned them on before jumping to the vector). */
+	uint16_t cs = v->index == 0 ? (uint16_t)(waking_vector >> 4) : 0;
+	real_mode_seg(&sregs.cs, cs, 0xb);
+	real_mode_seg(&sregs.ds, 0, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
+	sregs.ldt = (struct kvm_segment){ .limit = 0xffff, .type = 0x2, .present = 1 };
+	sregs.gdt = (struct kvm_dtable){ .limit = 0xffff };
+	sregs.idt = (struct kvm_dtable){ .limit = 0x3ff };
+	sregs.cr0 = 0x10;               /* ET */
+	sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
+	sregs.efer = 0;
+	sregs.apic_base = LAYOUT_LAPIC | (1u << 11) | (v->index == 0 ? 1u << 8 : 0);
+	memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
+	struct kvm_regs regs = { .rip = v->index == 0 ? waking_vector & 0xf : 0, .rflags = 0x2 };
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct kvm_vcpu_events ev = { 0 };
+	struct kvm_mp_state mp = { .mp_state = v->index == 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_INIT_RECEIVED };
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(v->fd, KVM_SET_REGS, &regs) < 0 ||
+	    ioctl(v->fd, KVM_SET_FPU, &fpu) < 0 || ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ||
+	    ioctl(v->fd, KVM_SET_LAPIC, &v->reset_lapic) < 0 || ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return -errno;
+	return 0;
+}
+
 static void report_internal_error(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -256,6 +297,11 @@ static bool handle_exit(struct vcpu *v)
 		return true;
 	case KVM_EXIT_MMIO:
 		handle_mmio(v);
+		return true;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		/* The vCPU stays out of the guest until its ring is harvested
+		 * and reset (KVM would exit again at once otherwise). */
+		dirty_ring_full(&vm->dirty, v);
 		return true;
 	case KVM_EXIT_INTR:
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -358,6 +404,8 @@ static void *vcpu_thread(void *arg)
 				log_info("first KVM_RUN %.3f ms after start",
 					 (double)(v->first_run_ns - ember_start_ns) / 1e6);
 		}
+		if (__atomic_load_n(&v->throttle_until_ns, __ATOMIC_RELAXED))
+			dirty_throttle_point(&vm->dirty, v);
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

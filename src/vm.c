@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "arch/x86/bios.h"
 #include "arch/x86/cpufeat.h"
 #include "arch/x86/layout.h"
 #include "console.h"
@@ -23,8 +24,12 @@
 #include "devices/sysctl.h"
 #include "host.h"
 #include "log.h"
+#include "migration/migrate.h"
+#include "migration/snapshot.h"
+#include "suspend.h"
 #include "sandbox/sandbox.h"
 #include "vcpu.h"
+#include "vm_pci.h"
 
 uint64_t ember_start_ns;
 
@@ -43,13 +48,17 @@ static void kvm_irq_line_set(struct irq_line *line, int level)
 		log_warn("KVM_IRQ_LINE %u: %s", line->gsi, strerror(errno));
 }
 
-static void on_sleep(void *opaque, unsigned slp_typ)
+static bool on_sleep(void *opaque, unsigned slp_typ)
 {
 	struct vm *vm = opaque;
-	if (slp_typ == ACPI_S5_SLP_TYP)
+	if (slp_typ == ACPI_S5_SLP_TYP) {
 		vm_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
-	else
-		log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+		return true;
+	}
+	if (slp_typ == ACPI_S3_SLP_TYP)
+		return vm_suspend(vm);
+	log_warn("guest asked for ACPI sleep type %u, which Ember does not offer", slp_typ);
+	return false;
 }
 
 /* Print msg as a user error and return EXIT_USAGE. */
@@ -132,6 +141,10 @@ static int create_platform(struct vm *vm)
 	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
+	/* Before any vCPU: a dirty ring can only be enabled now. */
+	r = dirty_init(&vm->dirty, vm, vm->cfg->dirty_choice, vm->cfg->dirty_ring_entries);
+	if (r)
+		return vm_error("dirty tracking", r);
 	for (int i = 0; i < vm->mem.nregions; i++) {
 		const struct mem_region *reg = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -193,6 +206,9 @@ static int create_devices(struct vm *vm)
 	vm->pm = acpi_pm_create(&vm->isa_irq[IRQ_ACPI_SCI], on_sleep, vm);
 	if (!vm->serial || !vm->pm)
 		return vm_error("devices", ENOMEM);
+	if ((r = devstate_register(&vm->devstate, &serial_state_ops, 0, vm->serial)) ||
+	    (r = devstate_register(&vm->devstate, &acpi_pm_state_ops, 0, vm->pm)))
+		return vm_error("device state", r);
 	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, 8, &serial_ops, vm->serial, "serial")) ||
 	    (r = bus_register(&vm->pio, PORT_I8042_DATA, 5, &i8042_ops, vm, "i8042")) ||
 	    (r = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 12, &acpi_pm_ops, vm->pm, "acpi-pm")))
@@ -200,7 +216,9 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
-	return create_test_devices(vm);
+	if ((r = create_test_devices(vm)))
+		return r;
+	return vm_pci_create(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -209,6 +227,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->start_ns = now_ns();
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
+	vm->s3_efd = vm->s3_timer_fd = -1;
 	vm->mem.fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -218,11 +237,22 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	int r = loop_init(&vm->loop);
 	if (r)
 		return vm_error("event loop", r);
+	if ((r = vm_suspend_init(vm)))
+		return vm_error("event loop", r);
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
+	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
+	 * over a real BIOS's data. */
+	if (cfg->bios_state) {
+		if ((r = bios_write_low_memory(&vm->mem)))
+			return vm_error("BIOS data in low memory", r);
+		if ((r = bios_program_chipset(vm->vm_fd)))
+			return vm_error("programming the PIC and PIT", r);
+	}
 
 	char err[512];
-	if ((r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
+	/* A restored or incoming VM gets its RAM and registers from the state. */
+	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
 		return user_error(err);
 
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
@@ -231,7 +261,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
 			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
-		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
+		if (!cfg->from_state && (r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
 	return 0;
@@ -268,12 +298,31 @@ int vm_pause(struct vm *vm)
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
-	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
-		pthread_cond_wait(&vm->cond, &vm->lock);
+	/* Bounded: a vCPU can be stuck outside KVM_RUN (e.g. blocked writing
+	 * console output to a full pipe), and the caller is the event loop. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_S;
+	int w = 0;
+	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED && w != ETIMEDOUT)
+		w = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && vm->paused_vcpus < vm->ncpus) {
+		log_warn("pause: %u of %u vCPUs did not stop within %d s; the VM keeps running",
+			 vm->ncpus - vm->paused_vcpus, vm->ncpus, VM_PAUSE_TIMEOUT_S);
+		if (was_running) {
+			__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&vm->cond);
+		}
+		r = -ETIMEDOUT;
+	}
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
+	/* Devices too: in-flight I/O lands in guest RAM now, before anyone
+	 * copies RAM or device state, and no new request starts. */
+	if (r == 0)
+		devstate_quiesce(&vm->devstate);
 	return r;
 }
 
@@ -281,7 +330,10 @@ int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	int r = 0;
-	if (vm->state == VM_PAUSED) {
+	if (vm->suspended) {
+		r = -EBUSY;             /* in S3: only the wake event (suspend.c) resumes */
+	} else if (vm->state == VM_PAUSED) {
+		devstate_resume(&vm->devstate);
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);
@@ -372,17 +424,26 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	/* Threads that work on the VM: a migration, a snapshot, the lazy
+	 * restore loader. */
+	migrate_finish(vm);
+	snapshot_finish(vm);
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(vm->vcpus[i]);
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	vm_pci_destroy(vm);
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
 	fw_cfg_destroy(vm->fw_cfg);
 	pc_testdev_destroy(vm->testdev);
 	rtc_destroy(vm->rtc);
+	devstate_free(&vm->devstate);
+	if (vm->dirty.vm)
+		dirty_destroy(&vm->dirty);
+	vm_suspend_destroy(vm);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -36,4 +36,9 @@ void events_emit(struct control_server *srv, const char *name, struct json_objec
  * "state" event. Thread-safe; no-op without a server. */
 void control_state_event(struct vm *vm, enum vm_state state);
 
+struct balloon_info;
+/* The balloon's guest statistics or size changed: emit "balloon-stats".
+ * Thread-safe; no-op without a server. */
+void control_balloon_event(struct vm *vm, const struct balloon_info *info);
+
 #endif

@@ -79,6 +79,12 @@ extern const struct ctl_command control_commands[];
 /* Queue a reply/event object on one client; takes the reference. */
 void client_send(struct client *c, json_object *o);
 
+/* balloon.c: the balloon commands and the "balloon" member of status
+ * (NULL without a balloon). */
+enum ctl_status cmd_balloon_set(void *ctx, const struct ctl_request *req, struct ctl_reply *rep);
+enum ctl_status cmd_balloon_stats(void *ctx, const struct ctl_request *req, struct ctl_reply *rep);
+json_object *balloon_status_json(struct vm *vm);
+
 /* commands.c: a `shutdown` request arrived (timeout in seconds). */
 int shutdown_arm(struct control_server *srv, uint64_t timeout_ns);
 /* commands.c: the VM stopped; answer the shutdown waiters. */

@@ -4,8 +4,12 @@
 #ifndef EMBER_DEVICES_ACPI_PM_H
 #define EMBER_DEVICES_ACPI_PM_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "bus.h"
 #include "irq.h"
+#include "migration/devstate.h"
 
 /* One I/O range of ACPI_PM_LEN bytes at PORT_ACPI_PM1A_EVT; offsets in it: */
 #define ACPI_PM_STS            0   /* PM1a_STS, 16 bit, write 1 to clear */
@@ -40,9 +44,12 @@
 struct acpi_pm;
 
 /* Called, without the device lock held, on the vCPU thread whose write set
- * SLP_EN; slp_typ is the SLP_TYP field (ACPI_S5_SLP_TYP = power off). It
- * must not destroy the device. */
-typedef void acpi_pm_sleep_fn(void *opaque, unsigned slp_typ);
+ * SLP_EN; slp_typ is the SLP_TYP field (ACPI_S5_SLP_TYP = power off,
+ * ACPI_S3_SLP_TYP = suspend to RAM). Returns true when the machine goes to
+ * sleep (WAK_STS is then set by acpi_pm_wake), false when it stays in S0
+ * (WAK_STS is set at once, so an OS polling it does not spin). It must not
+ * destroy the device. */
+typedef bool acpi_pm_sleep_fn(void *opaque, unsigned slp_typ);
 
 /* sci is the line the SCI is level-driven on (active high, as the MADT
  * override says); it may be NULL, and so may on_sleep. NULL on ENOMEM. */
@@ -57,5 +64,13 @@ extern const struct bus_ops acpi_pm_ops;
 /* Ask the guest to power off (ctl "shutdown"): sets PWRBTN_STS, which
  * raises the SCI once the guest has set PWRBTN_EN. */
 void acpi_pm_press_power_button(struct acpi_pm *pm);
+
+/* Save/load of the registers and the timer (opaque = the acpi_pm). */
+extern const struct devstate_ops acpi_pm_state_ops;
+/* Is this wake event (ACPI_PM1_RTC, ACPI_PM1_PWRBTN) enabled in PM1_EN? */
+bool acpi_pm_wake_enabled(struct acpi_pm *pm, uint16_t event);
+/* Back from a sleep state because of event: sets its status bit and
+ * WAK_STS. */
+void acpi_pm_wake(struct acpi_pm *pm, uint16_t event);
 
 #endif

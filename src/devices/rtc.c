@@ -5,20 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NSEC_PER_SEC 1000000000ull
+#define DAY 86400
+
 struct rtc {
 	pthread_mutex_t lock;
 	uint8_t index;
-	uint8_t cmos[128];          /* registers A, B and the RAM bytes */
+	uint8_t cmos[128];          /* registers A, B, the alarm bytes and the RAM bytes */
 	time_t offset;              /* guest time - host time */
-	time_t (*now)(void);
+	uint64_t (*now)(void);
+	time_t flags_upto;          /* guest second whose update register C has seen */
+	uint64_t a_read_sec;        /* host second of the last register A read */
+	uint8_t flags;              /* RTC_C_AF / RTC_C_UF not yet read */
 };
 
-static time_t host_now(void)
+static uint64_t host_now(void)
 {
-	return time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-struct rtc *rtc_create(time_t (*now)(void))
+static time_t guest_secs(const struct rtc *r)
+{
+	return (time_t)(r->now() / NSEC_PER_SEC) + r->offset;
+}
+
+struct rtc *rtc_create(uint64_t (*now)(void))
 {
 	struct rtc *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -27,6 +40,8 @@ struct rtc *rtc_create(time_t (*now)(void))
 	r->now = now ? now : host_now;
 	r->cmos[RTC_REG_A] = 0x26;             /* 32.768 kHz base, 1024 Hz rate */
 	r->cmos[RTC_REG_B] = RTC_B_24H;        /* BCD, 24-hour, as a BIOS leaves it */
+	r->flags_upto = guest_secs(r);
+	r->a_read_sec = r->now() / NSEC_PER_SEC;
 	return r;
 }
 
@@ -55,7 +70,7 @@ static int from_reg(const struct rtc *r, uint8_t v)
 
 static void guest_tm(const struct rtc *r, struct tm *tm)
 {
-	time_t t = r->now() + r->offset;
+	time_t t = guest_secs(r);
 	gmtime_r(&t, tm);
 }
 
@@ -65,6 +80,79 @@ static uint8_t read_hours(const struct rtc *r, int hour)
 		return to_reg(r, hour);
 	int h12 = hour % 12 ? hour % 12 : 12;
 	return (uint8_t)(to_reg(r, h12) | (hour >= 12 ? 0x80 : 0));
+}
+
+/* Does the alarm match guest second t? Each alarm byte is compared with
+ * the field as the guest would read it, unless it is "don't care". */
+static bool alarm_matches(const struct rtc *r, time_t t)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	uint8_t want[3] = { r->cmos[RTC_SECONDS_ALARM], r->cmos[RTC_MINUTES_ALARM], r->cmos[RTC_HOURS_ALARM] };
+	uint8_t now[3] = { to_reg(r, tm.tm_sec > 59 ? 59 : tm.tm_sec), to_reg(r, tm.tm_min),
+			   read_hours(r, tm.tm_hour) };
+	for (int i = 0; i < 3; i++)
+		if ((want[i] & RTC_ALARM_DONT_CARE) != RTC_ALARM_DONT_CARE && want[i] != now[i])
+			return false;
+	return true;
+}
+
+/* The updates since register C was last read: each one sets UF, and AF
+ * when the alarm matches the new time. A day covers every alarm. */
+static void account_updates(struct rtc *r)
+{
+	time_t now = guest_secs(r);
+	if (now <= r->flags_upto)
+		return;
+	r->flags |= RTC_C_UF;
+	time_t from = now - r->flags_upto > DAY ? now - DAY : r->flags_upto + 1;
+	for (time_t t = from; t <= now && !(r->flags & RTC_C_AF); t++)
+		if (alarm_matches(r, t))
+			r->flags |= RTC_C_AF;
+	r->flags_upto = now;
+}
+
+static uint8_t read_reg_c(struct rtc *r)
+{
+	account_updates(r);
+	uint8_t v = r->flags;
+	if (v & r->cmos[RTC_REG_B] & (RTC_B_AIE | RTC_B_UIE))   /* AF/UF line up with AIE/UIE */
+		v |= RTC_C_IRQF;
+	r->flags = 0;
+	return v;
+}
+
+/* Update-in-progress: the last RTC_UIP_NS of each second, unless the
+ * guest stopped the updates (register B SET). Also once after an update
+ * the guest's reads straddled: where guest kernel code is emulated, reads
+ * can be further apart than the window, and a guest that waits for UIP to
+ * come and go (kvm-unit-tests' s3) must still see it once a second. */
+static uint8_t read_reg_a(struct rtc *r)
+{
+	uint8_t v = r->cmos[RTC_REG_A] & 0x7f;
+	uint64_t ns = r->now(), sec = ns / NSEC_PER_SEC;
+	bool straddled = sec > r->a_read_sec;
+	r->a_read_sec = sec;
+	if (!(r->cmos[RTC_REG_B] & RTC_B_SET) && (straddled || ns % NSEC_PER_SEC >= NSEC_PER_SEC - RTC_UIP_NS))
+		v |= RTC_A_UIP;
+	return v;
+}
+
+bool rtc_next_alarm(struct rtc *r, uint64_t *when_ns)
+{
+	pthread_mutex_lock(&r->lock);
+	bool found = false;
+	if (r->cmos[RTC_REG_B] & RTC_B_AIE) {
+		time_t now = guest_secs(r);
+		for (time_t t = now + 1; t <= now + DAY && !found; t++) {
+			if (alarm_matches(r, t)) {
+				*when_ns = (uint64_t)(t - r->offset) * NSEC_PER_SEC;
+				found = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return found;
 }
 
 static uint8_t rtc_reg_read(struct rtc *r, uint8_t idx)
@@ -79,8 +167,8 @@ static uint8_t rtc_reg_read(struct rtc *r, uint8_t idx)
 	case RTC_MONTH:   guest_tm(r, &tm); return to_reg(r, tm.tm_mon + 1);
 	case RTC_YEAR:    guest_tm(r, &tm); return to_reg(r, (tm.tm_year + 1900) % 100);
 	case RTC_CENTURY: guest_tm(r, &tm); return to_reg(r, (tm.tm_year + 1900) / 100);
-	case RTC_REG_A:   return r->cmos[RTC_REG_A] & 0x7f;   /* never update-in-progress */
-	case RTC_REG_C:   return 0;                           /* no interrupt flags */
+	case RTC_REG_A:   return read_reg_a(r);
+	case RTC_REG_C:   return read_reg_c(r);
 	case RTC_REG_D:   return RTC_D_VRT;
 	default:          return r->cmos[idx];
 	}
@@ -108,8 +196,11 @@ static void rtc_set_field(struct rtc *r, uint8_t idx, uint8_t v)
 	default: return;          /* the weekday follows from the date */
 	}
 	time_t t = timegm(&tm);
-	if (t != (time_t)-1)
-		r->offset = t - r->now();
+	if (t != (time_t)-1) {
+		account_updates(r);     /* flags of the old timeline first */
+		r->offset = t - (time_t)(r->now() / NSEC_PER_SEC);
+		r->flags_upto = t;
+	}
 }
 
 static void rtc_reg_write(struct rtc *r, uint8_t idx, uint8_t v)

@@ -527,6 +527,34 @@ static void test_not_ram(void **state)
 	mem_destroy(&small);
 }
 
+/* \_S3 next to \_S5, and the waking vector an S3 resume reads back: found
+ * through RSDP -> XSDT -> FACP -> FACS as the guest left it, and nothing
+ * when the chain is broken. */
+static void test_s3_waking_vector(void **state)
+{
+	struct parsed p;
+	build_and_check(2, false, &p);
+	uint32_t len = check_table(&p, p.dsdt, "DSDT");
+	const uint8_t *aml = gp(p.dsdt + HDR_LEN, len - HDR_LEN);
+	static const uint8_t s3[] = { 0x08, '_', 'S', '3', '_', 0x12, 0x08, 0x04,
+				      0x0a, ACPI_S3_SLP_TYP, 0x0a, ACPI_S3_SLP_TYP };
+	assert_non_null(memmem(aml, len - HDR_LEN, s3, sizeof(s3)));
+
+	uint32_t vec = 1, want = 0x1000;
+	assert_int_equal(acpi_read_waking_vector(M, p.rsdp, &vec), 0);
+	assert_int_equal(vec, 0);                       /* none yet */
+	assert_int_equal(mem_write(M, p.facs + 12, &want, 4), 0);
+	assert_int_equal(acpi_read_waking_vector(M, p.rsdp, &vec), 0);
+	assert_int_equal(vec, 0x1000);
+	/* A FACS without its signature, a FADT pointing nowhere, no RSDP. */
+	assert_int_equal(mem_write(M, p.facs, "XXXX", 4), 0);
+	assert_int_equal(acpi_read_waking_vector(M, p.rsdp, &vec), -ENOENT);
+	uint32_t far = 0xfffffff0;
+	assert_int_equal(mem_write(M, p.fadt + 36, &far, 4), 0);
+	assert_int_equal(acpi_read_waking_vector(M, p.rsdp, &vec), -ENOENT);
+	assert_int_equal(acpi_read_waking_vector(M, p.rsdp + 16, &vec), -ENOENT);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -543,6 +571,7 @@ int main(void)
 		T(test_enospc_boundary),
 		T(test_zero_cpus),
 		T(test_not_ram),
+		T(test_s3_waking_vector),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,12 +38,14 @@ static void fake_set_level(struct irq_line *line, int level)
 	f->level = level;
 }
 
-static void fake_sleep(void *opaque, unsigned slp_typ)
+/* Type 3 "sleeps" (WAK_STS waits for acpi_pm_wake); others stay in S0. */
+static bool fake_sleep(void *opaque, unsigned slp_typ)
 {
 	struct fake_vm *vm = opaque;
 
 	vm->sleeps++;
 	vm->slp_typ = slp_typ;
+	return slp_typ == 3;
 }
 
 static int setup(void **state)
@@ -111,15 +113,24 @@ static void test_slp_en_calls_on_sleep(void **state)
 	assert_int_equal(c->vm.sleeps, 1);
 	assert_int_equal(c->vm.slp_typ, ACPI_S5_SLP_TYP);
 	assert_int_equal(rd(c, ACPI_PM_CNT, 2), typ5 | ACPI_PM1_SCI_EN);
-	/* Another type in the same write as SLP_EN. */
-	wr(c, ACPI_PM_CNT, 2, (3u << ACPI_PM1_SLP_TYP_SHIFT) | ACPI_SLP_EN);
-	assert_int_equal(c->vm.sleeps, 2);
-	assert_int_equal(c->vm.slp_typ, 3);
 	/* Still running afterwards: WAK_STS says we woke, SCI unaffected. */
 	assert_true(rd(c, ACPI_PM_STS, 2) & ACPI_PM1_WAK_STS);
 	wr(c, ACPI_PM_STS, 2, ACPI_PM1_WAK_STS);
 	assert_int_equal(rd(c, ACPI_PM_STS, 2), 0);
 	assert_int_equal(c->irq.changes, 0);
+	/* Another type in the same write as SLP_EN, one the machine sleeps
+	 * in: no WAK_STS until the wake, which sets the event's bit too. */
+	wr(c, ACPI_PM_CNT, 2, (3u << ACPI_PM1_SLP_TYP_SHIFT) | ACPI_SLP_EN);
+	assert_int_equal(c->vm.sleeps, 2);
+	assert_int_equal(c->vm.slp_typ, 3);
+	assert_int_equal(rd(c, ACPI_PM_STS, 2), 0);
+	assert_false(acpi_pm_wake_enabled(c->pm, ACPI_PM1_RTC));
+	wr(c, ACPI_PM_EN, 2, ACPI_PM1_RTC);
+	assert_true(acpi_pm_wake_enabled(c->pm, ACPI_PM1_RTC));
+	acpi_pm_wake(c->pm, ACPI_PM1_RTC);
+	assert_int_equal(rd(c, ACPI_PM_STS, 2), ACPI_PM1_WAK_STS | ACPI_PM1_RTC);
+	/* RTC_STS with RTC_EN raises the SCI. */
+	assert_int_equal(c->irq.level, 1);
 }
 
 static void test_status_write_one_to_clear(void **state)

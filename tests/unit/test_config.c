@@ -71,6 +71,22 @@ static void test_run_good(void **state)
 	assert_string_equal(cfg.cmdline, "a b");
 	assert_true(cfg.debug_exit);
 	assert_int_equal(cfg.on_reboot, ON_REBOOT_RESTART);
+	assert_false(cfg.bios_state || cfg.fw_cfg || cfg.rtc || cfg.pc_testdev);
+}
+
+/* --test-devices is every device kvm-unit-tests expects, and what a BIOS
+ * leaves; --bios-state alone is only that. */
+static void test_test_devices(void **state)
+{
+	struct vm_config cfg;
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--test-devices"),
+			       ARGS("--kernel", "/dev/null", "--test-devices")), 0);
+	assert_true(cfg.debug_exit && cfg.fw_cfg && cfg.pc_testdev && cfg.rtc && cfg.bios_state);
+	assert_false(cfg.pit_discard);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--bios-state"),
+			       ARGS("--kernel", "/dev/null", "--bios-state")), 0);
+	assert_true(cfg.bios_state);
+	assert_false(cfg.debug_exit || cfg.fw_cfg || cfg.pc_testdev || cfg.rtc);
 }
 
 static void test_api_socket(void **state)
@@ -125,6 +141,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_run_good),
+		cmocka_unit_test(test_test_devices),
 		cmocka_unit_test(test_run_bad),
 		cmocka_unit_test(test_api_socket),
 	};

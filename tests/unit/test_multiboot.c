@@ -199,7 +199,9 @@ static void test_pc_testdev(void **state)
 	pc_testdev_destroy(t);
 }
 
-static time_t fixed_now(void) { return 1700000000; }   /* 2023-11-14 22:13:20 UTC, a Tuesday */
+/* 2023-11-14 22:13:20 UTC, a Tuesday; tests move it. */
+static uint64_t fake_ns = 1700000000ull * 1000000000ull;
+static uint64_t fixed_now(void) { return fake_ns; }
 
 static uint8_t cmos(struct rtc *r, uint8_t reg)
 {
@@ -233,6 +235,77 @@ static void test_rtc(void **state)
 	rtc_destroy(r);
 }
 
+static void rtc_set(struct rtc *r, uint8_t reg, uint8_t v)
+{
+	rtc_ops.write(r, 0, 1, reg);
+	rtc_ops.write(r, 1, 1, v);
+}
+
+/* Update-in-progress, the alarm and update-ended flags, and when the alarm
+ * next fires (what wakes a VM from S3). */
+static void test_rtc_alarm(void **state)
+{
+	const uint64_t s = 1000000000ull, t0 = 1700000000ull * s;   /* 22:13:20 */
+	fake_ns = t0;
+	struct rtc *r = rtc_create(fixed_now);
+	uint64_t when;
+	/* UIP: in the last 244 us of a second, and once after an update
+	 * that fell between two reads; never with SET. */
+	assert_int_equal(cmos(r, RTC_REG_A) & RTC_A_UIP, 0);
+	fake_ns = t0 + s - RTC_UIP_NS;
+	assert_int_equal(cmos(r, RTC_REG_A) & RTC_A_UIP, RTC_A_UIP);
+	assert_int_equal(cmos(r, RTC_REG_A), 0x26 | RTC_A_UIP);
+	fake_ns = t0 + s + s / 2;
+	assert_int_equal(cmos(r, RTC_REG_A) & RTC_A_UIP, RTC_A_UIP);   /* the update passed */
+	assert_int_equal(cmos(r, RTC_REG_A) & RTC_A_UIP, 0);           /* once */
+	rtc_set(r, RTC_REG_B, RTC_B_24H | RTC_B_SET);
+	fake_ns = t0 + 3 * s - RTC_UIP_NS;
+	assert_int_equal(cmos(r, RTC_REG_A) & RTC_A_UIP, 0);
+	rtc_set(r, RTC_REG_B, RTC_B_24H);
+	fake_ns = t0;
+
+	/* Register C: nothing until a second passes, then UF; read clears. */
+	fake_ns = t0 + s / 2;
+	assert_int_equal(cmos(r, RTC_REG_C), 0);
+	fake_ns = t0 + s;
+	assert_int_equal(cmos(r, RTC_REG_C), RTC_C_UF);
+	assert_int_equal(cmos(r, RTC_REG_C), 0);
+
+	/* An alarm at 22:13:25 (BCD): AF once that second has come, IRQF
+	 * with AIE; rtc_next_alarm needs AIE and names that second. */
+	rtc_set(r, RTC_SECONDS_ALARM, 0x25);
+	rtc_set(r, RTC_MINUTES_ALARM, 0x13);
+	rtc_set(r, RTC_HOURS_ALARM, 0x22);
+	assert_false(rtc_next_alarm(r, &when));
+	rtc_set(r, RTC_REG_B, RTC_B_24H | RTC_B_AIE);
+	assert_true(rtc_next_alarm(r, &when));
+	assert_true(when == t0 + 5 * s);
+	fake_ns = t0 + 4 * s;
+	assert_int_equal(cmos(r, RTC_REG_C), RTC_C_UF);
+	fake_ns = t0 + 7 * s;
+	assert_int_equal(cmos(r, RTC_REG_C), RTC_C_UF | RTC_C_AF | RTC_C_IRQF);
+	/* Now the next one is a day later. */
+	assert_true(rtc_next_alarm(r, &when));
+	assert_true(when == t0 + 5 * s + 86400 * s);
+	/* "Don't care" in every byte: every second. */
+	rtc_set(r, RTC_SECONDS_ALARM, RTC_ALARM_DONT_CARE);
+	rtc_set(r, RTC_MINUTES_ALARM, 0xff);
+	rtc_set(r, RTC_HOURS_ALARM, RTC_ALARM_DONT_CARE);
+	assert_true(rtc_next_alarm(r, &when));
+	assert_true(when == t0 + 8 * s);
+	/* A day or more without reading C: the alarm has certainly fired. */
+	rtc_set(r, RTC_SECONDS_ALARM, 0x59);
+	rtc_set(r, RTC_MINUTES_ALARM, 0x59);
+	rtc_set(r, RTC_HOURS_ALARM, 0x23);
+	fake_ns = t0 + 3 * 86400 * s;
+	assert_int_equal(cmos(r, RTC_REG_C) & RTC_C_AF, RTC_C_AF);
+	/* An alarm that never matches (minute 0x61 in BCD): none within a day. */
+	rtc_set(r, RTC_MINUTES_ALARM, 0x61);
+	assert_false(rtc_next_alarm(r, &when));
+	rtc_destroy(r);
+	fake_ns = 1700000000ull * s;
+}
+
 static void test_verdicts(void **state)
 {
 	char why[200];
@@ -259,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_fw_cfg),
 		cmocka_unit_test(test_pc_testdev),
 		cmocka_unit_test(test_rtc),
+		cmocka_unit_test(test_rtc_alarm),
 		cmocka_unit_test(test_verdicts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

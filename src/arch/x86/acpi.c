@@ -270,10 +270,12 @@ _Static_assert(sizeof(struct acpi_mcfg) == 44, "MCFG size");
 _Static_assert(sizeof(struct mcfg_alloc) == 16, "MCFG allocation size");
 
 /*
- * The DSDT body (§20.2 AML grammar): just the \_S5 sleep-state package, so
- * the OS knows which SLP_TYP to write into PM1a_CNT to power off.
+ * The DSDT body (§20.2 AML grammar): just the sleep-state packages, so the
+ * OS knows which SLP_TYP to write into PM1a_CNT to power off (\_S5) or to
+ * suspend to RAM (\_S3).
  *
  *   Name (_S5, Package (4) { ACPI_S5_SLP_TYP, ACPI_S5_SLP_TYP, 0, 0 })
+ *   Name (_S3, Package (4) { ACPI_S3_SLP_TYP, ACPI_S3_SLP_TYP, 0, 0 })
  *
  * 0x08             NameOp
  * '_' 'S' '5' '_'  NameSeg "_S5_" (names are 4 chars, padded with '_')
@@ -293,9 +295,16 @@ static const uint8_t dsdt_aml[] = {
 	0x0a, ACPI_S5_SLP_TYP,
 	0x00,
 	0x00,
+	0x08, '_', 'S', '3', '_',
+	0x12, 0x08, 0x04,
+	0x0a, ACPI_S3_SLP_TYP,
+	0x0a, ACPI_S3_SLP_TYP,
+	0x00,
+	0x00,
 };
 
-/* Ember's copy of [LAYOUT_BIOS_START, LAYOUT_BIOS_END) while building. */
+/* Ember's copy of [LAYOUT_BIOS_START, LAYOUT_BIOS_STUBS) while building
+ * (the last 256 bytes of the BIOS area hold --bios-state's handlers). */
 struct acpi_area {
 	uint8_t *buf;
 	uint64_t size;
@@ -634,7 +643,7 @@ static int build_all(struct acpi_area *a, const struct acpi_config *cfg, uint64_
 
 int acpi_build(const struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsdp_gpa)
 {
-	struct acpi_area a = { .size = LAYOUT_BIOS_END - LAYOUT_BIOS_START };
+	struct acpi_area a = { .size = LAYOUT_BIOS_STUBS - LAYOUT_BIOS_START };
 	uint64_t rsdp;
 	int err;
 
@@ -651,4 +660,42 @@ int acpi_build(const struct guest_mem *m, const struct acpi_config *cfg, uint64_
 	if (!err)
 		*rsdp_gpa = rsdp;
 	return err;
+}
+
+/* The firmware's side of S3 resume: the FACS the FADT points at, found the
+ * way an OS finds it (RSDP -> XSDT or RSDT -> FACP -> FACS), through checked
+ * reads: the guest owns these tables now and may have changed them. */
+int acpi_read_waking_vector(const struct guest_mem *m, uint64_t rsdp_gpa, uint32_t *vector)
+{
+	struct acpi_rsdp rsdp;
+	struct acpi_header root;
+	if (mem_read(m, &rsdp, rsdp_gpa, sizeof(rsdp)) || memcmp(rsdp.signature, "RSD PTR ", 8))
+		return -ENOENT;
+	bool x = rsdp.revision >= 2 && rsdp.xsdt_address;
+	uint64_t root_gpa = x ? rsdp.xsdt_address : rsdp.rsdt_address;
+	unsigned esz = x ? 8 : 4;
+	if (mem_read(m, &root, root_gpa, sizeof(root)) || root.length < sizeof(root))
+		return -ENOENT;
+	unsigned n = (root.length - sizeof(root)) / esz;
+	for (unsigned i = 0; i < n && i < 64; i++) {
+		uint64_t t = 0;
+		char sig[4];
+		if (mem_read(m, &t, root_gpa + sizeof(root) + (uint64_t)i * esz, esz) ||
+		    mem_read(m, sig, t, 4) || memcmp(sig, "FACP", 4))
+			continue;
+		struct acpi_fadt f = { 0 };
+		uint32_t len;
+		if (mem_read(m, &len, t + 4, 4) || len < offsetof(struct acpi_fadt, dsdt))
+			return -ENOENT;
+		if (mem_read(m, &f, t, len < sizeof(f) ? len : sizeof(f)))
+			return -ENOENT;
+		uint64_t facs = len >= offsetof(struct acpi_fadt, x_dsdt) && f.x_firmware_ctrl ?
+				f.x_firmware_ctrl : f.firmware_ctrl;
+		struct acpi_facs fc;
+		if (!facs || mem_read(m, &fc, facs, sizeof(fc)) || memcmp(fc.signature, "FACS", 4))
+			return -ENOENT;
+		*vector = fc.firmware_waking_vector;
+		return 0;
+	}
+	return -ENOENT;
 }

@@ -28,4 +28,9 @@ struct acpi_config {
  * is then left untouched) or -EFAULT (the BIOS area is not guest RAM). */
 int acpi_build(const struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsdp_gpa);
 
+/* The FACS firmware waking vector the guest left for an S3 resume (real
+ * mode, CS:IP = vector >> 4 : vector & 0xf), found from the RSDP at
+ * rsdp_gpa. 0, or -ENOENT when the tables lead nowhere. */
+int acpi_read_waking_vector(const struct guest_mem *m, uint64_t rsdp_gpa, uint32_t *vector);
+
 #endif

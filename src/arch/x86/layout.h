@@ -20,6 +20,8 @@
 #define LAYOUT_EBDA_START      0x9fc00ULL  /* MP floating pointer + MP table */
 #define LAYOUT_LOW_RAM_END     0x9fc00ULL  /* e820: RAM below this, reserved up to 1 MiB */
 #define LAYOUT_BIOS_START      0xe0000ULL  /* ACPI RSDP and tables (scanned 0xe0000-0xfffff) */
+#define LAYOUT_BIOS_STUBS      0xfff00ULL  /* --bios-state: real-mode interrupt handlers (F000:FF00) */
+#define LAYOUT_BIOS_STUBS_SIZE 0x100ULL
 #define LAYOUT_BIOS_END        0x100000ULL
 #define LAYOUT_HIGH_START      0x100000ULL /* 1 MiB: kernels load here and above */
 
@@ -35,6 +37,7 @@
 #define LAYOUT_KVM_TSS         0xfeffd000ULL /* KVM_SET_TSS_ADDR (3 pages) */
 #define LAYOUT_HIGH_RAM        0x100000000ULL /* RAM above the hole starts at 4 GiB */
 #define LAYOUT_PCI_MMIO64      0x8000000000ULL /* 64-bit BAR window at 512 GiB */
+#define LAYOUT_PCI_MMIO64_END  0x9000000000ULL /* ... 64 GiB of it */
 
 /* Fixed I/O ports. */
 #define PORT_SERIAL_COM1       0x3f8
@@ -45,8 +48,11 @@
 #define PORT_ACPI_PM_TMR       0x608  /* 4 bytes: 3.579545 MHz timer */
 #define PORT_DEBUG_EXIT        0xf4   /* isa-debug-exit (--debug-exit) */
 
-/* ACPI sleep type Ember's DSDT gives \_S5 (soft off). */
+/* ACPI sleep types Ember's DSDT gives \_S5 (soft off) and \_S3 (suspend
+ * to RAM; 1 as on QEMU's pc machine, which kvm-unit-tests' s3 writes
+ * without reading \_S3). */
 #define ACPI_S5_SLP_TYP        5
+#define ACPI_S3_SLP_TYP        1
 #define ACPI_SLP_EN            (1u << 13)
 
 /* Interrupt lines (GSIs on the IOAPIC). */

@@ -1,6 +1,8 @@
-/* SMP bring-up: every vCPU (Ember starts them all at the entry point) checks
- * in; the BSP waits, bounded, until as many CPUs checked in as the MADT
- * lists, and checks that against cpus=N from the command line. Each CPU
+/* SMP bring-up: every vCPU checks in (Ember starts them all at the entry
+ * point of the .elf; in the .flat, booted by multiboot, the kit wakes them by
+ * INIT/SIPI); the BSP waits, bounded, until as many CPUs checked in as the
+ * MADT lists (and fw_cfg, when there is one), and checks that against cpus=N
+ * from the command line when given. Each CPU
  * also runs code at CPL3 (its own TSS and user stack) and hammers a shared
  * counter with lock xadd there, and all meet at a barrier. */
 #include "kit.h"
@@ -49,6 +51,12 @@ void kmain(void)
 	t = acpi_find_table("FACP", 0);
 	report(t && acpi_checksum_ok(t, t->length), "FADT present with a valid checksum");
 	report(madt >= 1, "MADT lists at least one CPU (%d)", madt);
+	if (fw_cfg_present())
+		report(fw_cfg_read16(FW_CFG_NB_CPUS) == madt, "fw_cfg lists %u CPUs too",
+		       fw_cfg_read16(FW_CFG_NB_CPUS));
+	uint64_t base = rdmsr(MSR_APIC_BASE);
+	report((base & ~0xfffull) == acpi_lapic_phys() && (base & APIC_BASE_BSP) && (base & APIC_BASE_ENABLE),
+	       "BSP: APIC base %#lx, enabled, BSP flag", (unsigned long)base);
 
 	cpu_work(0);
 	bool all = wait_until_ge(&checked_in, madt, 10000);
@@ -57,7 +65,7 @@ void kmain(void)
 	if (have_want)
 		report(n == (long)want, "%ld CPUs checked in, cmdline cpus=%lu", n, (unsigned long)want);
 	else
-		report(false, "cmdline has cpus=N (\"%s\")", cmdline());
+		report_skip("no cpus=N on the command line");
 	report(smp_online() == n, "kit counted %d CPUs online", smp_online());
 
 	bool done_all = wait_until_ge(&done, n, 10000);

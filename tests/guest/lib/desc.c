@@ -43,6 +43,12 @@ static void set_gate(int vec, void (*handler)(void), int dpl, int ist)
 	};
 }
 
+void idt_set_gate(int vector, void (*handler)(void))
+{
+	if (vector >= 32 && vector < IDT_ENTRIES)
+		set_gate(vector, handler, 0, 0);
+}
+
 void desc_init_bsp(void)
 {
 	for (int v = 0; v < 32; v++) {
@@ -194,4 +200,22 @@ int catch_exception(void (*fn)(void *), void *arg, struct exc_info *info)
 	barrier();
 	pc->catch_top = c.prev;
 	return -1;
+}
+
+struct msr_op { uint32_t msr; uint64_t val; };
+static void do_rdmsr(void *arg) { struct msr_op *o = arg; o->val = rdmsr(o->msr); }
+static void do_wrmsr(void *arg) { struct msr_op *o = arg; wrmsr(o->msr, o->val); }
+
+int rdmsr_safe(uint32_t msr, uint64_t *val)
+{
+	struct msr_op o = { msr, 0 };
+	int v = catch_exception(do_rdmsr, &o, NULL);
+	*val = v < 0 ? o.val : 0;
+	return v;
+}
+
+int wrmsr_safe(uint32_t msr, uint64_t val)
+{
+	struct msr_op o = { msr, val };
+	return catch_exception(do_wrmsr, &o, NULL);
 }

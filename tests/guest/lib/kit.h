@@ -160,7 +160,15 @@ exc_hook_t exc_set_hook(exc_hook_t hook);   /* per-CPU; returns the previous */
  * line, fills *info (may be NULL) and returns the vector, having unwound fn;
  * returns -1 when fn returns normally. Nests. */
 int catch_exception(void (*fn)(void *), void *arg, struct exc_info *info);
+/* rdmsr/wrmsr under catch_exception: -1 when it worked, else the vector
+ * (13 for #GP). *val is 0 after a fault. */
+int rdmsr_safe(uint32_t msr, uint64_t *val);
+int wrmsr_safe(uint32_t msr, uint64_t val);
 const char *exc_name(int vector);
+/* Points IDT vector (32..255) at handler: a DPL0 interrupt gate shared by
+ * every CPU. The handler returns with iretq: e.g. a C function with
+ * __attribute__((interrupt)). */
+void idt_set_gate(int vector, void (*handler)(void));
 /* The line every reported exception prints:
  *   EXCEPTION vector=%d error=%#x rip=%#lx cs=%#x ...      */
 void exc_print(const struct exc_frame *f, const char *note);
@@ -223,7 +231,9 @@ bool barrier_wait(struct smp_barrier *b, int n, uint64_t timeout_ms);
 /* Spins until *p >= n; false on timeout. */
 bool wait_until_ge(const volatile long *p, long n, uint64_t timeout_ms);
 
-uint64_t tsc_hz(void);          /* from CPUID (0x15/0x16/0x40000010), else 2 GHz */
+/* From CPUID (0x15/0x16/0x40000010), else measured at boot against the
+ * ACPI PM timer or PIT channel 0, else 2 GHz. */
+uint64_t tsc_hz(void);
 uint64_t uptime_ms(void);       /* TSC-based, since the BSP entered */
 void mdelay(uint64_t ms);
 
@@ -234,10 +244,56 @@ void mdelay(uint64_t ms);
  * memory is mapped U=1, so fn may be any kernel function that does not do
  * privileged things. */
 long run_user(long (*fn)(void *), void *arg);
+/* run_user with RFLAGS.IF set: device interrupts are taken meanwhile (on
+ * kvm_pvm only CPL3 code gets them; the handlers still run at CPL0). */
+long run_user_irq(long (*fn)(void *), void *arg);
 #define RUN_USER_EXC(v) ((long)(-0x7fffffffffffffffll - 1) + (long)(v))
 static inline bool run_user_faulted(long r) { return (uint64_t)r - (uint64_t)RUN_USER_EXC(0) < 256; }
 static inline int run_user_vector(long r) { return (int)((uint64_t)r - (uint64_t)RUN_USER_EXC(0)); }
 const struct exc_info *run_user_fault(void);
+
+/* ---- apic.c: the local APIC (xAPIC MMIO) ----------------------------------------- */
+#define APIC_ID      0x020
+#define APIC_TPR     0x080
+#define APIC_EOI     0x0b0
+#define APIC_SVR     0x0f0
+#define APIC_ICR_LO  0x300
+#define APIC_ICR_HI  0x310
+#define APIC_LVTT    0x320
+#define APIC_TMICT   0x380
+#define APIC_TMCCT   0x390
+#define APIC_TDCR    0x3e0
+#define MSR_APIC_BASE     0x1b
+#define APIC_BASE_BSP     (1ull << 8)
+#define APIC_BASE_X2APIC  (1ull << 10)
+#define APIC_BASE_ENABLE  (1ull << 11)
+#define MSR_TSC_DEADLINE  0x6e0
+uint32_t apic_read(uint32_t reg);
+void apic_write(uint32_t reg, uint32_t v);
+uint32_t apic_id(void);               /* this CPU's, from the APIC_ID register */
+
+/* ---- fw_cfg.c: QEMU's firmware configuration (ports 0x510/0x511) ------------------ */
+#define FW_CFG_SIGNATURE 0x00
+#define FW_CFG_RAM_SIZE  0x03
+#define FW_CFG_NB_CPUS   0x05
+bool fw_cfg_present(void);            /* the signature reads "QEMU" */
+uint16_t fw_cfg_read16(uint16_t key);
+uint32_t fw_cfg_read32(uint16_t key);
+uint64_t fw_cfg_read64(uint16_t key);
+
+/* ---- multiboot.c: the .flat build, booted by a multiboot loader --------------- */
+/* Multiboot 0.6.96 section 3.3. */
+struct multiboot_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+	uint32_t syms[4], mmap_length, mmap_addr, drives_length, drives_addr, config_table;
+	uint32_t boot_loader_name;
+} __attribute__((packed));
+struct multiboot_module { uint32_t mod_start, mod_end, string, reserved; };
+struct multiboot_mmap { uint32_t size; uint64_t addr, len; uint32_t type; } __attribute__((packed));
+/* The boot information (EBX at entry), NULL unless this kernel was booted
+ * by a multiboot loader with the magic in EAX. */
+const struct multiboot_info *multiboot_info(void);
+uint32_t multiboot_magic(void);       /* EAX at entry; 0 when not booted by multiboot */
 
 /* ---- report.c: TAP-ish results ------------------------------------------------ */
 /* Prints "ok N - msg" or "not ok N - msg"; returns ok. */

@@ -62,7 +62,14 @@ void desc_init_cpu(int cpu);
 void paging_init(void);
 void paging_load(void);
 void smp_init_time(void);
+void smp_calibrate_tsc(void);         /* after acpi_init, when CPUID had no frequency */
+/* multiboot.c: set when booted by multiboot; the APs then need INIT/SIPI. */
+extern uint64_t kit_mb_zero_page;
+void kit_mb_start_aps(void);
 
 #define KIT_USER_VECTOR 0x80
+
+/* RFLAGS for run_user code (0x2; 0x202 lets interrupts in at CPL3). */
+extern uint64_t kit_user_rflags;
 
 #endif

@@ -87,8 +87,48 @@ void smp_init_time(void)
 		hz = (uint64_t)(cpuid(0x16).eax & 0xffff) * 1000000;
 	if (!hz && (cpuid(1).ecx & (1u << 31)) && cpuid(0x40000000).eax >= 0x40000010)
 		hz = (uint64_t)cpuid(0x40000010).eax * 1000;
-	if (!hz)
-		hz = 2000000000ull;
+}
+
+static uint32_t pm_tmr_read(void) { return inl(acpi_pm_tmr_port()); }
+
+/* Channel 0 counts down; inverted, it counts up like the PM timer. */
+static uint32_t pit_read(void)
+{
+	outb(0x43, 0x00);                       /* latch channel 0 */
+	uint32_t lo = inb(0x40);
+	return ~(lo | (uint32_t)inb(0x40) << 8);
+}
+
+/* TSC cycles over `want` ticks of a counter (mask: its width) at ref_hz,
+ * scaled to Hz; 0 when the counter does not move (no such timer). */
+static uint64_t measure(uint32_t (*read)(void), uint32_t mask, uint32_t want, uint64_t ref_hz)
+{
+	uint32_t t0 = read() & mask;
+	uint64_t c0 = rdtsc();
+	for (unsigned i = 0; i < 100000; i++) {
+		uint32_t d = (read() - t0) & mask;
+		if (d >= want)
+			return (rdtsc() - c0) * ref_hz / d;
+		if (i == 1000 && d == 0)
+			break;
+	}
+	return 0;
+}
+
+/* Without a frequency from CPUID (AMD hosts, QEMU without invtsc): ~10 ms
+ * of the ACPI PM timer, else of PIT channel 0 (QEMU's microvm has no PM
+ * timer). The PIT is left counting; its IRQ 0 is masked (PIC/IOAPIC). */
+void smp_calibrate_tsc(void)
+{
+	if (hz)
+		return;
+	hz = measure(pm_tmr_read, 0xffffff, ACPI_PM_TMR_HZ / 100, ACPI_PM_TMR_HZ);
+	if (!hz) {
+		outb(0x43, 0x34);                /* channel 0, lo/hi, mode 2 */
+		outb(0x40, 0xff);
+		outb(0x40, 0xff);
+		hz = measure(pit_read, 0xffff, 11932, 1193182);
+	}
 }
 
 uint64_t tsc_hz(void) { return hz ? hz : 2000000000ull; }
