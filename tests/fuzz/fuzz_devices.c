@@ -6,6 +6,7 @@
  * range), size, value. Nothing may crash, hang or touch memory outside the
  * guest; interrupt lines only ever go to 0 or 1. */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,14 +32,15 @@ static void fake_set_level(struct irq_line *line, int level)
 	CHECK(level == 0 || level == 1);
 }
 
-static void on_sleep(void *opaque, unsigned slp_typ)
+static bool on_sleep(void *opaque, unsigned slp_typ)
 {
 	CHECK(slp_typ < 8);
+	return false;   /* stays in S0 */
 }
 
-static time_t fixed_now(void)
+static uint64_t fixed_now(void)
 {
-	return 1700000000;
+	return 1700000000ULL * 1000000000ULL;
 }
 
 struct target {
