@@ -6,6 +6,9 @@
  * allow ioctl, mmap or mprotect without argument checks. */
 #include "sandbox/filters.h"
 
+#include <fcntl.h>
+#include <linux/falloc.h>
+
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -66,6 +69,12 @@ static const struct sc_rule memory_rules[] = {
 	ALLOW_IF(madvise, "MADV_FREE", ARG_EQ(2, MADV_FREE)),
 	ALLOW_IF(madvise, "MADV_REMOVE", ARG_EQ(2, MADV_REMOVE)),       /* giving guest RAM back */
 	ALLOW_IF(madvise, "MADV_DONTDUMP", ARG_EQ(2, MADV_DONTDUMP)),
+	/* The balloon and free page reporting give guest RAM back by punching
+	 * holes in the memfd, and read what it holds (fstat, SEEK_DATA). */
+	ALLOW_IF(fallocate, "punching holes", ARG_EQ(1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)),
+	ALLOW(fstat),
+	ALLOW_IF(newfstatat, "fstat (AT_EMPTY_PATH)", ARG_EQ(3, AT_EMPTY_PATH)),
+	ALLOW(lseek),
 };
 static GROUP(memory, "every thread: memory allocation");
 

@@ -37,7 +37,7 @@ violate() {
 	local out=$TMP/v-$RANDOM.out
 	RC=0
 	timeout -k 5 60 "$bin" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 \
-		--test-seccomp-violate="$kind" "$@" </dev/null >"$out" 2>&1 || RC=$?
+		--seccomp=kill --test-seccomp-violate="$kind" "$@" </dev/null >"$out" 2>&1 || RC=$?
 	if [ "$RC" != 8 ]; then
 		fail "$name" "exit status $RC, expected 8"; sed 's/^/#   /' "$out" | tail -n 10
 	elif [ "$(grep -c 'ember: error: seccomp:' "$out")" != 1 ]; then
@@ -164,8 +164,8 @@ else
 	fail "production build: save/restore self-test" "$GUEST/saverestore.elf missing"
 fi
 
-if ls "$GUEST"/mb/*.flat >/dev/null 2>&1; then
-	timeout -k 5 300 "$PLAIN" test -j2 "$GUEST"/mb/*.flat >"$TMP/mb.out" 2>&1
+if ls "$GUEST"/*.flat >/dev/null 2>&1; then
+	timeout -k 5 300 "$PLAIN" test -j2 "$GUEST"/*.flat >"$TMP/mb.out" 2>&1
 	rc=$?
 	if [ $rc = 0 ] && grep -Eq '^[0-9]+ passed, 0 failed' "$TMP/mb.out"; then
 		pass "production build: multiboot kernels"
@@ -173,6 +173,6 @@ if ls "$GUEST"/mb/*.flat >/dev/null 2>&1; then
 		fail "production build: multiboot kernels" "ember test exited $rc"; sed 's/^/#   /' "$TMP/mb.out" | tail -n 10
 	fi
 else
-	fail "production build: multiboot kernels" "$GUEST/mb/*.flat missing (make guest)"
+	fail "production build: multiboot kernels" "$GUEST/*.flat missing (make guest)"
 fi
 exit 0
