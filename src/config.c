@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "arch/x86/cpumodel.h"
+#include "dirty.h"
+#include "migration/migrate.h"
 #include "log.h"
 #include "version.h"
 
@@ -88,6 +90,10 @@ void config_usage_run(void)
 	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
 	       "                       (before the VM's teardown; ember test uses it)\n"
 	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
+	       "  --dirty-tracking auto|bitmap|ring  KVM dirty log for snapshots and migration (default auto)\n"
+	       "  --dirty-ring-size N  dirty ring entries per vCPU, a power of two (default 4096)\n"
+	       "  --restore DIR        resume the VM saved by `ember ctl SOCK snapshot DIR` (instead of --kernel)\n"
+	       "  --incoming URI       wait for a live migration on tcp:HOST:PORT or unix:PATH (instead of --kernel)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -262,7 +268,7 @@ enum {
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
 	OPT_DISK, OPT_NET, OPT_RNG, OPT_BALLOON,
 	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
-	OPT_RESULT_FD, OPT_PIT_DISCARD,
+	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_DIRTY_TRACKING, OPT_DIRTY_RING_SIZE, OPT_RESTORE, OPT_INCOMING,
 };
 
 static const struct option run_options[] = {
@@ -284,6 +290,10 @@ static const struct option run_options[] = {
 	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "dirty-tracking", required_argument, NULL, OPT_DIRTY_TRACKING },
+	{ "dirty-ring-size", required_argument, NULL, OPT_DIRTY_RING_SIZE },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
@@ -293,6 +303,18 @@ static const struct option run_options[] = {
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
+
+static bool is_machine_option(int c)
+{
+	switch (c) {
+	case OPT_KERNEL: case OPT_INITRD: case OPT_CMDLINE: case OPT_MEMORY: case OPT_CPUS: case OPT_CPU:
+	case OPT_DEBUG_EXIT: case OPT_FW_CFG: case OPT_PC_TESTDEV: case OPT_RTC: case OPT_TEST_DEVICES:
+	case OPT_PIT_DISCARD: case OPT_TEST_SAVE_RESTORE:
+		return true;
+	default:
+		return false;
+	}
+}
 
 int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
@@ -305,8 +327,13 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 
 	optind = 1;
 	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+	int c, idx;
+	/* The first option that describes the machine: with --restore or
+	 * --incoming the machine comes from the saved state instead. */
+	const char *machine_opt = NULL;
+	while ((idx = -1, c = getopt_long(argc, argv, ":h", run_options, &idx)) != -1) {
+		if (!machine_opt && idx >= 0 && is_machine_option(c))
+			machine_opt = run_options[idx].name;
 		switch (c) {
 		case OPT_KERNEL: cfg->kernel = optarg; break;
 		case OPT_INITRD: cfg->initrd = optarg; break;
@@ -390,6 +417,26 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--api-socket: the path must be 1 to 107 bytes");
 			cfg->api_socket = optarg;
 			break;
+		case OPT_DIRTY_TRACKING: {
+			enum dirty_choice dc;
+			if (dirty_parse_choice(optarg, &dc))
+				return usage_error("--dirty-tracking %s: must be auto, bitmap or ring", optarg);
+			cfg->dirty_choice = (int)dc;
+			break;
+		}
+		case OPT_DIRTY_RING_SIZE:
+			if (parse_uint(optarg, 256, 1u << 20, &cfg->dirty_ring_entries) ||
+			    (cfg->dirty_ring_entries & (cfg->dirty_ring_entries - 1)))
+				return usage_error("--dirty-ring-size %s: a power of two from 256 to 1048576", optarg);
+			break;
+		case OPT_RESTORE: cfg->restore = optarg; break;
+		case OPT_INCOMING: {
+			char err[256];
+			if (migrate_uri_check(optarg, err, sizeof(err)))
+				return usage_error("--incoming %s", err);
+			cfg->incoming = optarg;
+			break;
+		}
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;
@@ -411,6 +458,15 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument %s (see ember run --help)", argv[optind]);
+	if (cfg->restore && cfg->incoming)
+		return usage_error("--restore and --incoming exclude each other");
+	if (cfg->restore || cfg->incoming) {
+		if (machine_opt)
+			return usage_error("--%s: the machine comes from the %s, not from options", machine_opt,
+					   cfg->restore ? "snapshot (--restore)" : "migration stream (--incoming)");
+		cfg->from_state = true;
+		return cfg->restore ? check_readable("--restore", cfg->restore) : 0;
+	}
 	if (!cfg->kernel)
 		return usage_error("no kernel: give --kernel PATH");
 	if (cfg->mem_size == 0)

@@ -70,6 +70,11 @@ struct vm_config {
 	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
 	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
+	int dirty_choice;         /* enum dirty_choice: --dirty-tracking auto|bitmap|ring */
+	unsigned dirty_ring_entries;   /* --dirty-ring-size (entries per vCPU), 0 = default */
+	const char *restore;      /* --restore DIR: the machine and its state come from a snapshot */
+	const char *incoming;     /* --incoming tcp:HOST:PORT|unix:PATH: ... from a live migration */
+	bool from_state;          /* restore or incoming: no kernel is loaded, no boot state set */
 };
 
 /* Parse one --disk / --net value into d / n; on error writes a message

@@ -51,7 +51,7 @@ bool discard_next_run(struct discard_map *d, uint64_t from, uint64_t end, uint64
  * (before `end`) that may be skipped, i.e. recorded AND still a hole in
  * m's memfd. true and [*start, *start + *len), or false. Reads no guest
  * memory. Callers working in guest-physical addresses convert with
- * mem_offset()/mem_gpa_of(). */
+ * mem_range_offset()/mem_gpa_of(). */
 bool discard_next_skippable(struct discard_map *d, const struct guest_mem *m, uint64_t from,
 			    uint64_t end, uint64_t *start, uint64_t *len);
 /* True when every page of memfd [off, off+len) may be skipped. */

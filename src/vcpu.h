@@ -21,6 +21,7 @@ struct vcpu {
 	bool started;
 	uint64_t exits[VCPU_EXIT_REASONS];   /* by KVM_EXIT_* reason */
 	uint64_t first_run_ns;               /* when KVM_RUN was first entered */
+	uint64_t throttle_until_ns;          /* dirty limit: do not run before this */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

@@ -22,6 +22,8 @@
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
+#include "migration/migrate.h"
+#include "migration/snapshot.h"
 #include "vcpu.h"
 #include "vm_pci.h"
 
@@ -135,6 +137,10 @@ static int create_platform(struct vm *vm)
 	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
+	/* Before any vCPU: a dirty ring can only be enabled now. */
+	r = dirty_init(&vm->dirty, vm, vm->cfg->dirty_choice, vm->cfg->dirty_ring_entries);
+	if (r)
+		return vm_error("dirty tracking", r);
 	for (int i = 0; i < vm->mem.nregions; i++) {
 		const struct mem_region *reg = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -196,6 +202,9 @@ static int create_devices(struct vm *vm)
 	vm->pm = acpi_pm_create(&vm->isa_irq[IRQ_ACPI_SCI], on_sleep, vm);
 	if (!vm->serial || !vm->pm)
 		return vm_error("devices", ENOMEM);
+	if ((r = devstate_register(&vm->devstate, &serial_state_ops, 0, vm->serial)) ||
+	    (r = devstate_register(&vm->devstate, &acpi_pm_state_ops, 0, vm->pm)))
+		return vm_error("device state", r);
 	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, 8, &serial_ops, vm->serial, "serial")) ||
 	    (r = bus_register(&vm->pio, PORT_I8042_DATA, 5, &i8042_ops, vm, "i8042")) ||
 	    (r = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 12, &acpi_pm_ops, vm->pm, "acpi-pm")))
@@ -227,7 +236,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 
 	char err[512];
-	if ((r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
+	/* A restored or incoming VM gets its RAM and registers from the state. */
+	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
 		return user_error(err);
 
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
@@ -236,7 +246,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
 			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
-		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
+		if (!cfg->from_state && (r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
 	return 0;
@@ -273,9 +283,24 @@ int vm_pause(struct vm *vm)
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
-	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
-		pthread_cond_wait(&vm->cond, &vm->lock);
+	/* Bounded: a vCPU can be stuck outside KVM_RUN (e.g. blocked writing
+	 * console output to a full pipe), and the caller is the event loop. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_S;
+	int w = 0;
+	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED && w != ETIMEDOUT)
+		w = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && vm->paused_vcpus < vm->ncpus) {
+		log_warn("pause: %u of %u vCPUs did not stop within %d s; the VM keeps running",
+			 vm->ncpus - vm->paused_vcpus, vm->ncpus, VM_PAUSE_TIMEOUT_S);
+		if (was_running) {
+			__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&vm->cond);
+		}
+		r = -ETIMEDOUT;
+	}
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
@@ -328,6 +353,10 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	/* Threads that work on the VM: a migration, a snapshot, the lazy
+	 * restore loader. */
+	migrate_finish(vm);
+	snapshot_finish(vm);
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(vm->vcpus[i]);
@@ -340,6 +369,9 @@ void vm_destroy(struct vm *vm)
 	fw_cfg_destroy(vm->fw_cfg);
 	pc_testdev_destroy(vm->testdev);
 	rtc_destroy(vm->rtc);
+	devstate_free(&vm->devstate);
+	if (vm->dirty.vm)
+		dirty_destroy(&vm->dirty);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

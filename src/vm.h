@@ -12,11 +12,13 @@
 #include "bus.h"
 #include "config.h"
 #include "devices/pci.h"
+#include "dirty.h"
 #include "discard.h"
 #include "irq.h"
 #include "kvm_irq.h"
 #include "loop.h"
 #include "mem.h"
+#include "migration/devstate.h"
 
 struct vcpu;
 struct virtio_dev;
@@ -27,6 +29,9 @@ struct fw_cfg;
 struct pc_testdev;
 struct rtc;
 struct control_server;
+struct migration;
+struct lazy_restore;
+struct snapshot_track;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -39,6 +44,7 @@ enum vm_stop_reason {
 	STOP_CRASH,        /* triple fault, internal error */
 	STOP_QUIT,         /* user asked (Ctrl-A x, ctl quit) */
 	STOP_ERROR,        /* Ember failed */
+	STOP_MIGRATED,     /* the VM moved to a migration destination: exit 0 */
 };
 
 struct vm {
@@ -48,6 +54,7 @@ struct vm {
 	int run_size;                 /* mmap size of struct kvm_run */
 	const char *backend;          /* "kvm_pvm", "kvm_intel", "kvm_amd" */
 	struct guest_mem mem;
+	struct dirty dirty;           /* dirty page tracking (snapshots, migration) */
 	struct bus pio, mmio;
 	struct loop loop;
 	struct boot_info boot;
@@ -79,7 +86,11 @@ struct vm {
 	struct fw_cfg *fw_cfg;        /* --fw-cfg */
 	struct pc_testdev *testdev;   /* --pc-testdev */
 	struct rtc *rtc;              /* --rtc */
+	struct devstate devstate;     /* device state sections (snapshots, migration) */
 	struct control_server *control;   /* --api-socket, set by control_attach */
+	struct migration *migration;  /* the current or last outgoing migration */
+	struct lazy_restore *lazy;    /* --restore: guest RAM still loading on demand */
+	struct snapshot_track *snap;  /* the last snapshot, for diff snapshots */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
@@ -103,6 +114,8 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
 /* Thread-safe (not from a vCPU thread): stop all vCPUs outside KVM_RUN /
  * let them go on. 0 or -errno. */
 int vm_pause(struct vm *vm);
+/* vm_pause gives up (-ETIMEDOUT, VM left running) after this long. */
+#define VM_PAUSE_TIMEOUT_S 5
 int vm_resume(struct vm *vm);
 
 uint64_t now_ns(void);

@@ -6,6 +6,7 @@
 
 #include "bus.h"
 #include "irq.h"
+#include "migration/devstate.h"
 
 /* One I/O range of ACPI_PM_LEN bytes at PORT_ACPI_PM1A_EVT; offsets in it: */
 #define ACPI_PM_STS            0   /* PM1a_STS, 16 bit, write 1 to clear */
@@ -57,5 +58,8 @@ extern const struct bus_ops acpi_pm_ops;
 /* Ask the guest to power off (ctl "shutdown"): sets PWRBTN_STS, which
  * raises the SCI once the guest has set PWRBTN_EN. */
 void acpi_pm_press_power_button(struct acpi_pm *pm);
+
+/* Save/load of the registers and the timer (opaque = the acpi_pm). */
+extern const struct devstate_ops acpi_pm_state_ops;
 
 #endif

@@ -53,7 +53,7 @@ static void fill(uint64_t gpa, uint64_t len, uint8_t v)
 static bool is_hole(uint64_t gpa, uint64_t len)
 {
 	uint64_t off;
-	assert_int_equal(mem_offset(&mem, gpa, len, &off), 0);
+	assert_int_equal(mem_range_offset(&mem, gpa, len, &off), 0);
 	return mem_next_data(&mem, off, off + len) == off + len;
 }
 
@@ -93,7 +93,7 @@ static void test_discard_skippable(void **state)
 	uint64_t s, n, off;
 	assert_int_equal(discard_init(&d, mem.size), 0);
 	fill(DATA, 8 * PG, 0x11);
-	assert_int_equal(mem_offset(&mem, DATA, 8 * PG, &off), 0);
+	assert_int_equal(mem_range_offset(&mem, DATA, 8 * PG, &off), 0);
 	assert_false(is_hole(DATA, PG));
 	assert_int_equal(mem_discard(&mem, off, 8 * PG), 0);
 	discard_set(&d, off, 8 * PG);

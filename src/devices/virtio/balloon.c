@@ -80,7 +80,7 @@ static void run_flush(struct run_state *s)
 static void run_add(struct run_state *s, uint32_t pfn)
 {
 	uint64_t off;
-	if (mem_offset(s->m, (uint64_t)pfn * BALLOON_PAGE, BALLOON_PAGE, &off)) {
+	if (mem_range_offset(s->m, (uint64_t)pfn * BALLOON_PAGE, BALLOON_PAGE, &off)) {
 		(*s->refused)++;
 		return;
 	}
