@@ -198,6 +198,10 @@ static void discard(struct vballoon *b, uint64_t off, uint64_t len)
 	}
 	if (b->rec)
 		discard_set(b->rec, off, len);
+	/* The page changed (it is zeros now): a migration in progress must
+	 * send it again, a diff snapshot must hold it. A run never crosses a
+	 * region, so its guest-physical range is linear. */
+	mem_mark_dirty(b->vd.mem, mem_gpa_of(b->vd.mem, off), len);
 	add(&b->c.discarded_bytes, len);
 }
 
