@@ -479,11 +479,11 @@ const struct ctl_command control_commands[] = {
 	  shutdown_args, cmd_shutdown },
 	{ "quit", "stop the VM now", NULL, cmd_quit },
 	{ "stats", "vCPU exits by reason, device and bus counters", NULL, cmd_stats },
-	{ "snapshot", "pause, save the VM to a directory (state + memory), resume", snapshot_args, cmd_snapshot },
-	{ "migrate", "live-migrate the VM to `ember run --incoming URI`", migrate_args, cmd_migrate },
 	{ "balloon-set", "ask the guest for a balloon of this size (ember ctl SOCK balloon set SIZE)",
 	  balloon_set_args, cmd_balloon_set },
 	{ "balloon-stats", "balloon size, the guest's memory statistics, pages reported, bytes discarded, host memory of guest RAM",
 	  NULL, cmd_balloon_stats },
+	{ "snapshot", "pause, save the VM to a directory (state + memory), resume", snapshot_args, cmd_snapshot },
+	{ "migrate", "live-migrate the VM to `ember run --incoming URI`", migrate_args, cmd_migrate },
 	{ 0 },
 };

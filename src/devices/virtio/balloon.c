@@ -1,7 +1,7 @@
 #include "devices/virtio/balloon.h"
 
 #include <errno.h>
-#include <sched.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -198,6 +198,10 @@ static void discard(struct vballoon *b, uint64_t off, uint64_t len)
 	}
 	if (b->rec)
 		discard_set(b->rec, off, len);
+	/* The page changed (it is zeros now): a migration in progress must
+	 * send it again, a diff snapshot must hold it. A run never crosses a
+	 * region, so its guest-physical range is linear. */
+	mem_mark_dirty(b->vd.mem, mem_gpa_of(b->vd.mem, off), len);
 	add(&b->c.discarded_bytes, len);
 }
 
@@ -237,9 +241,9 @@ static int cmp_range(const void *a, const void *b)
 static void *worker_main(void *opaque)
 {
 	struct vballoon *b = opaque;
-	struct sched_param sp = { 0 };
-	/* Lazy: punch when the host has nothing better to do. */
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	/* Lazy, but not starved: a lower priority than the vCPUs and the
+	 * loop (SCHED_IDLE made a report wait seconds on a busy host). */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
 	struct range *r = malloc(PENDING_RANGES * sizeof(*r));
 	uint16_t heads[BALLOON_QUEUE];
 	pthread_mutex_lock(&b->jlock);

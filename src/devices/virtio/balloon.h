@@ -26,7 +26,7 @@
  * madvise(MADV_DONTNEED) frees nothing and MADV_FREE is refused, so both
  * punch holes (FALLOC_FL_PUNCH_HOLE); they differ in where and when:
  *   DONTNEED: at once, on the event loop, before the buffer is returned;
- *   FREE:     lazily, on a discard thread at idle priority (SCHED_IDLE)
+ *   FREE:     lazily, on a discard thread at a lower priority (nice 5)
  *             that batches what is queued (adjacent ranges merged) and
  *             returns the buffers when their ranges are punched, so the
  *             event loop never spends time freeing pages. */
