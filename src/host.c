@@ -76,7 +76,8 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 		return EXIT_VMM_ERROR;
 	h->backend = kvm_backend_name();
 	char err[512];
-	if (map_file("kernel", cfg->kernel, &h->kernel, err, sizeof(err)) ||
+	/* --restore and --incoming take the machine from the state: no kernel. */
+	if ((cfg->kernel && map_file("kernel", cfg->kernel, &h->kernel, err, sizeof(err))) ||
 	    (cfg->initrd && map_file("initrd", cfg->initrd, &h->initrd, err, sizeof(err)))) {
 		fprintf(stderr, "ember: error: %s\n", err);
 		host_files_close(h);

@@ -112,6 +112,9 @@ void kmain(void)
 	volatile uint32_t *iomem = (volatile uint32_t *)0xff000000ul;
 	iomem[3] = 0xdeadbeef;
 	report(iomem[3] == 0xdeadbeef, "pc-testdev MMIO scratch at 0xff000000");
+	/* The host bridge is at 00:00.0 (as on QEMU); an empty slot reads all-ones. */
 	outl(0xcf8, 0x80000000);
-	report(inl(0xcfc) == 0xffffffff, "PCI config: no device at 00:00.0 (reads all-ones)");
+	report((inl(0xcfc) & 0xffff) == 0x1b36, "PCI config: host bridge at 00:00.0");
+	outl(0xcf8, 0x80000000 | (31u << 11));
+	report(inl(0xcfc) == 0xffffffff, "PCI config: no device at 00:1f.0 (reads all-ones)");
 }
