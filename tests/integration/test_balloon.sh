@@ -159,9 +159,9 @@ SOCK=$TMP/balloon.sock
 ctl() { timeout -k 5 30 "$EMBER" ctl "$@"; }
 json() { python3 -c "import json,sys; r=json.load(sys.stdin)['result']; print($1)"; }
 actual_mib() { ctl --json "$SOCK" balloon stats | json 'r["actual_bytes"] >> 20'; }
-wait_actual() {  # MIB: until the guest's balloon has that size (10 s)
+wait_actual() {  # MIB: until the guest's balloon has that size (30 s: the machine may be loaded)
 	local i a
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		a=$(actual_mib) && [ "$a" = "$1" ] && return 0
 		sleep 0.1
 	done
