@@ -96,6 +96,7 @@ run: deps
 bench: all
 	bash bench/run.sh
 
+
 clean:
 	rm -rf $(BUILD)
 

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86/cpumodel.h"
+#include "dirty.h"
+#include "migration/migrate.h"
 #include "log.h"
 #include "version.h"
 
@@ -71,6 +74,9 @@ void config_usage_run(void)
 	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
+	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
+	       "  --net tap=NAME[,mac=MAC]  virtio-net on an existing tap device\n"
+	       "  --rng                virtio-rng, fed from getrandom(2)\n"
 	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
 	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
@@ -81,6 +87,10 @@ void config_usage_run(void)
 	       "  --result-fd FD       write the exit status as one byte to FD once the guest is done\n"
 	       "                       (before the VM's teardown; ember test uses it)\n"
 	       "  --api-socket PATH    serve the JSON control API on a UNIX socket (see ember ctl)\n"
+	       "  --dirty-tracking auto|bitmap|ring  KVM dirty log for snapshots and migration (default auto)\n"
+	       "  --dirty-ring-size N  dirty ring entries per vCPU, a power of two (default 4096)\n"
+	       "  --restore DIR        resume the VM saved by `ember ctl SOCK snapshot DIR` (instead of --kernel)\n"
+	       "  --incoming URI       wait for a live migration on tcp:HOST:PORT or unix:PATH (instead of --kernel)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
 	       "  -h, --help           this text\n"
 	       "  --version            print the version\n"
@@ -111,11 +121,120 @@ static int check_readable(const char *what, const char *path)
 	return 0;
 }
 
+static int check_disk(const struct disk_config *d)
+{
+	int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+		return usage_error("--disk %s: %s%s", d->path, strerror(errno),
+				   errno == EACCES || errno == EROFS ? " (add ,readonly?)" : "");
+	struct stat st;
+	int r = fstat(fd, &st);
+	close(fd);
+	if (r == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return usage_error("--disk %s: not a regular file or block device", d->path);
+	if (r == 0 && S_ISREG(st.st_mode) && st.st_size % 512)
+		return usage_error("--disk %s: size %lld is not a multiple of 512 bytes", d->path,
+				   (long long)st.st_size);
+	return 0;
+}
+
+static int spec_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int spec_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Next comma-separated item of *s into buf; false at the end. */
+static bool next_item(const char **s, char *buf, size_t len, bool *too_long)
+{
+	if (!*s)
+		return false;
+	const char *c = strchr(*s, ',');
+	size_t n = c ? (size_t)(c - *s) : strlen(*s);
+	*too_long = n >= len;
+	if (!*too_long) {
+		memcpy(buf, *s, n);
+		buf[n] = '\0';
+	}
+	*s = c ? c + 1 : NULL;
+	return true;
+}
+
+int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen)
+{
+	char item[CONFIG_PATH_MAX];
+	bool long_;
+	memset(d, 0, sizeof(*d));
+	if (!next_item(&spec, d->path, sizeof(d->path), &long_) || long_ || !d->path[0])
+		return spec_error(err, errlen, long_ ? "path too long" : "no image path");
+	while (next_item(&spec, item, sizeof(item), &long_)) {
+		if (long_)
+			return spec_error(err, errlen, "option too long");
+		if (!strcmp(item, "readonly") || !strcmp(item, "ro")) {
+			d->readonly = true;
+		} else if (!strncmp(item, "serial=", 7)) {
+			if (strlen(item + 7) > sizeof(d->serial) - 1)
+				return spec_error(err, errlen, "serial is longer than %zu characters",
+						  sizeof(d->serial) - 1);
+			strcpy(d->serial, item + 7);
+		} else {
+			return spec_error(err, errlen, "unknown option '%s' (readonly, serial=ID)", item);
+		}
+	}
+	return 0;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
+		return false;
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return !(mac[0] & 1);   /* a unicast address */
+}
+
+int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen)
+{
+	char item[64];
+	bool long_;
+	memset(n, 0, sizeof(*n));
+	while (next_item(&spec, item, sizeof(item), &long_)) {
+		if (long_)
+			return spec_error(err, errlen, "option too long");
+		if (!strncmp(item, "tap=", 4)) {
+			if (!item[4] || strlen(item + 4) >= sizeof(n->tap))
+				return spec_error(err, errlen, "tap name must be 1 to %zu characters",
+						  sizeof(n->tap) - 1);
+			strcpy(n->tap, item + 4);
+		} else if (!strncmp(item, "mac=", 4)) {
+			if (!parse_mac(item + 4, n->mac))
+				return spec_error(err, errlen, "mac=%s: not a unicast MAC like 52:54:00:12:34:56",
+						  item + 4);
+			n->has_mac = true;
+		} else {
+			return spec_error(err, errlen, "unknown option '%s' (tap=NAME, mac=MAC)", item);
+		}
+	}
+	if (!n->tap[0])
+		return spec_error(err, errlen, "no tap=NAME");
+	return 0;
+}
+
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
+	OPT_DISK, OPT_NET, OPT_RNG,
 	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
-	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_BIOS_STATE,
+	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_BIOS_STATE, OPT_DIRTY_TRACKING, OPT_DIRTY_RING_SIZE,
+	OPT_RESTORE, OPT_INCOMING,
 };
 
 static const struct option run_options[] = {
@@ -138,11 +257,30 @@ static const struct option run_options[] = {
 	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
 	{ "bios-state", no_argument, NULL, OPT_BIOS_STATE },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "dirty-tracking", required_argument, NULL, OPT_DIRTY_TRACKING },
+	{ "dirty-ring-size", required_argument, NULL, OPT_DIRTY_RING_SIZE },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
+
+static bool is_machine_option(int c)
+{
+	switch (c) {
+	case OPT_KERNEL: case OPT_INITRD: case OPT_CMDLINE: case OPT_MEMORY: case OPT_CPUS: case OPT_CPU:
+	case OPT_DEBUG_EXIT: case OPT_FW_CFG: case OPT_PC_TESTDEV: case OPT_RTC: case OPT_TEST_DEVICES:
+	case OPT_PIT_DISCARD: case OPT_TEST_SAVE_RESTORE:
+		return true;
+	default:
+		return false;
+	}
+}
 
 int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 {
@@ -155,8 +293,13 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 
 	optind = 1;
 	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+	int c, idx;
+	/* The first option that describes the machine: with --restore or
+	 * --incoming the machine comes from the saved state instead. */
+	const char *machine_opt = NULL;
+	while ((idx = -1, c = getopt_long(argc, argv, ":h", run_options, &idx)) != -1) {
+		if (!machine_opt && idx >= 0 && is_machine_option(c))
+			machine_opt = run_options[idx].name;
 		switch (c) {
 		case OPT_KERNEL: cfg->kernel = optarg; break;
 		case OPT_INITRD: cfg->initrd = optarg; break;
@@ -189,6 +332,25 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--on-reboot %s: must be exit or restart", optarg);
 			break;
 		case OPT_DEBUG_EXIT: cfg->debug_exit = true; break;
+		case OPT_RNG: cfg->rng = true; break;
+		case OPT_DISK: {
+			char err[256];
+			if (cfg->ndisks == CONFIG_MAX_DISKS)
+				return usage_error("--disk: at most %d disks", CONFIG_MAX_DISKS);
+			if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, sizeof(err)))
+				return usage_error("--disk %s: %s", optarg, err);
+			cfg->ndisks++;
+			break;
+		}
+		case OPT_NET: {
+			char err[256];
+			if (cfg->nnets == CONFIG_MAX_NETS)
+				return usage_error("--net: at most %d network devices", CONFIG_MAX_NETS);
+			if (parse_net(optarg, &cfg->nets[cfg->nnets], err, sizeof(err)))
+				return usage_error("--net %s: %s", optarg, err);
+			cfg->nnets++;
+			break;
+		}
 		case OPT_FW_CFG: cfg->fw_cfg = true; break;
 		case OPT_PC_TESTDEV: cfg->pc_testdev = true; break;
 		case OPT_RTC: cfg->rtc = true; break;
@@ -210,6 +372,26 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 				return usage_error("--api-socket: the path must be 1 to 107 bytes");
 			cfg->api_socket = optarg;
 			break;
+		case OPT_DIRTY_TRACKING: {
+			enum dirty_choice dc;
+			if (dirty_parse_choice(optarg, &dc))
+				return usage_error("--dirty-tracking %s: must be auto, bitmap or ring", optarg);
+			cfg->dirty_choice = (int)dc;
+			break;
+		}
+		case OPT_DIRTY_RING_SIZE:
+			if (parse_uint(optarg, 256, 1u << 20, &cfg->dirty_ring_entries) ||
+			    (cfg->dirty_ring_entries & (cfg->dirty_ring_entries - 1)))
+				return usage_error("--dirty-ring-size %s: a power of two from 256 to 1048576", optarg);
+			break;
+		case OPT_RESTORE: cfg->restore = optarg; break;
+		case OPT_INCOMING: {
+			char err[256];
+			if (migrate_uri_check(optarg, err, sizeof(err)))
+				return usage_error("--incoming %s", err);
+			cfg->incoming = optarg;
+			break;
+		}
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error")) log_level = LOG_ERROR;
 			else if (!strcmp(optarg, "warn")) log_level = LOG_WARN;
@@ -231,6 +413,15 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument %s (see ember run --help)", argv[optind]);
+	if (cfg->restore && cfg->incoming)
+		return usage_error("--restore and --incoming exclude each other");
+	if (cfg->restore || cfg->incoming) {
+		if (machine_opt)
+			return usage_error("--%s: the machine comes from the %s, not from options", machine_opt,
+					   cfg->restore ? "snapshot (--restore)" : "migration stream (--incoming)");
+		cfg->from_state = true;
+		return cfg->restore ? check_readable("--restore", cfg->restore) : 0;
+	}
 	if (!cfg->kernel)
 		return usage_error("no kernel: give --kernel PATH");
 	if (cfg->mem_size == 0)
@@ -253,5 +444,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	int ret = 0;
 	if (cfg->initrd)
 		ret = check_readable("initrd", cfg->initrd);
+	for (unsigned i = 0; !ret && i < cfg->ndisks; i++)
+		ret = check_disk(&cfg->disks[i]);
 	return ret;
 }

@@ -4,6 +4,7 @@
 #define EMBER_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 
@@ -18,6 +19,24 @@ enum {
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
+#define CONFIG_MAX_DISKS 16
+#define CONFIG_MAX_NETS  4
+#define CONFIG_PATH_MAX  1024
+
+/* --disk PATH[,readonly][,serial=ID] */
+struct disk_config {
+	char path[CONFIG_PATH_MAX];
+	bool readonly;
+	char serial[21];          /* VIRTIO_BLK_ID_BYTES + NUL; "" = none */
+};
+
+/* --net tap=NAME[,mac=MAC] */
+struct net_config {
+	char tap[16];             /* IFNAMSIZ */
+	uint8_t mac[6];
+	bool has_mac;
+};
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -26,6 +45,11 @@ struct vm_config {
 	unsigned ncpus;
 	enum on_reboot on_reboot;
 	bool debug_exit;          /* isa-debug-exit at port 0xf4 */
+	struct disk_config disks[CONFIG_MAX_DISKS];
+	unsigned ndisks;
+	struct net_config nets[CONFIG_MAX_NETS];
+	unsigned nnets;
+	bool rng;                 /* virtio-rng */
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
 	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
@@ -36,7 +60,17 @@ struct vm_config {
 	bool bios_state;          /* --bios-state: IVT, BDA, 8259s and PIT as a PC BIOS leaves them */
 	int result_fd;            /* --result-fd: the exit code as one byte, before teardown; -1 none */
 	const char *api_socket;   /* control socket path (docs/control-api.md) or NULL */
+	int dirty_choice;         /* enum dirty_choice: --dirty-tracking auto|bitmap|ring */
+	unsigned dirty_ring_entries;   /* --dirty-ring-size (entries per vCPU), 0 = default */
+	const char *restore;      /* --restore DIR: the machine and its state come from a snapshot */
+	const char *incoming;     /* --incoming tcp:HOST:PORT|unix:PATH: ... from a live migration */
+	bool from_state;          /* restore or incoming: no kernel is loaded, no boot state set */
 };
+
+/* Parse one --disk / --net value into d / n; on error writes a message
+ * (without the "ember: error: " prefix) to err and returns -EINVAL. */
+int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
+int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen);
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
  * Returns 0 or -EINVAL. */

@@ -10,7 +10,10 @@
 #include "control/control.h"
 #include "control/ctl.h"
 #include "log.h"
+#include "migration/migrate.h"
 #include "migration/selftest.h"
+#include "migration/snapshot.h"
+#include "migration/vmsave.h"
 #include "test_runner.h"
 #include "version.h"
 #include "vm.h"
@@ -41,10 +44,26 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
-	bool restore_next = false;
+	bool restore_next = false, first = true;
+	/* --restore/--incoming: the machine comes from the state; a guest reset
+	 * with --on-reboot restart then boots the kernel it names afresh. */
+	static struct vm_restore rs;
+	int conn_fd = -1;
 	for (;;) {
 		struct vm vm;
-		r = vm_create(&vm, &cfg);
+		if (first && cfg.from_state) {
+			r = cfg.restore ? snapshot_restore(&cfg, &vm, &rs) : migrate_incoming(&cfg, &vm, &rs, &conn_fd);
+			if (r) {
+				control_close(ctl);
+				return r;   /* nothing was created, or it is gone already */
+			}
+		} else if (cfg.from_state) {
+			rs.cfg.from_state = false;
+			r = vm_create(&vm, &rs.cfg);
+		} else {
+			r = vm_create(&vm, &cfg);
+		}
+		first = false;
 		if (!r && restore_next) {
 			restore_next = false;
 			r = selftest_restore(&vm, &st);
@@ -60,10 +79,13 @@ static int cmd_run(int argc, char **argv)
 			vm_destroy(&vm);
 			break;
 		}
+		migrate_incoming_resumed(conn_fd);
+		conn_fd = -1;
 		enum vm_stop_reason why = vm_run(&vm);
 		control_detach(ctl);
 		r = vm.exit_code;
-		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART;
+		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART &&
+			       !(cfg.from_state && !rs.kernel[0]);
 		if (!restart && cfg.result_fd >= 0) {
 			uint8_t code = (uint8_t)r;
 			if (write(cfg.result_fd, &code, 1) != 1)

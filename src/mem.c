@@ -1,6 +1,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -86,12 +87,36 @@ bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return true;
 }
 
+uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa)
+{
+	for (int i = 0; i < m->nregions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r->offset + (gpa - r->gpa);
+	}
+	return UINT64_MAX;
+}
+
+void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	if (!log || !len)
+		return;
+	uint64_t off = mem_offset(m, gpa), last = mem_offset(m, gpa + len - 1);
+	if (off == UINT64_MAX || last == UINT64_MAX)
+		return;
+	/* A range within one region (mem_ptr's rule), so offsets are linear. */
+	for (uint64_t p = off >> 12; p <= last >> 12; p++)
+		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+}
+
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len)
 {
 	void *p = mem_ptr(m, gpa, len);
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);
+	mem_mark_dirty(m, gpa, len);
 	return 0;
 }
 

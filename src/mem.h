@@ -22,6 +22,9 @@ struct guest_mem {
 	uint64_t size;          /* total RAM bytes */
 	struct mem_region regions[MEM_MAX_REGIONS];
 	int nregions;
+	/* While dirty tracking runs: one bit per page (RAM offset / 4096) that
+	 * Ember itself wrote, since KVM only logs the guest's own writes. */
+	uint64_t *dirty_log;
 };
 
 /* Create RAM of `size` bytes laid out around the 32-bit MMIO hole.
@@ -33,7 +36,16 @@ void mem_destroy(struct guest_mem *m);
  * region; NULL otherwise (overflow, hole, past the end). */
 void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
-/* Copy in/out of guest RAM; -EFAULT when the range is not all RAM. */
+/* Ember wrote [gpa, gpa+len) through a mem_ptr() pointer: record it for
+ * dirty tracking (snapshots, migration). Call after the write. Devices that
+ * write guest RAM other than through mem_write must call this. */
+void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* The RAM offset (memfd offset) of gpa, or UINT64_MAX when gpa is not RAM. */
+uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa);
+
+/* Copy in/out of guest RAM (mem_write marks the pages dirty); -EFAULT when
+ * the range is not all RAM. */
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
 int mem_read(const struct guest_mem *m, void *dst, uint64_t gpa, size_t len);
 

@@ -11,6 +11,7 @@
 
 #include "arch/x86/layout.h"
 #include "arch/x86/multiboot.h"
+#include "dirty.h"
 #include "log.h"
 #include "vm.h"
 
@@ -66,6 +67,8 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 	int r = guest_cpu_setup_vcpu(&vm->cpu, v->fd, index, vm->ncpus);
 	if (!r)
 		r = set_lapic_lint(v->fd, &v->reset_lapic);
+	if (!r)
+		r = dirty_vcpu_init(&vm->dirty, v);
 	if (r) {
 		vcpu_destroy(v);
 		return r;
@@ -79,6 +82,7 @@ void vcpu_destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
+	dirty_vcpu_destroy(&v->vm->dirty, v);
 	if (v->run && v->run != MAP_FAILED)
 		munmap(v->run, (size_t)v->vm->run_size);
 	if (v->fd >= 0)
@@ -287,6 +291,11 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_MMIO:
 		handle_mmio(v);
 		return true;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		/* The vCPU stays out of the guest until its ring is harvested
+		 * and reset (KVM would exit again at once otherwise). */
+		dirty_ring_full(&vm->dirty, v);
+		return true;
 	case KVM_EXIT_INTR:
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_DEBUG:
@@ -390,6 +399,8 @@ static void *vcpu_thread(void *arg)
 				log_info("first KVM_RUN %.3f ms after start",
 					 (double)(v->first_run_ns - ember_start_ns) / 1e6);
 		}
+		if (__atomic_load_n(&v->throttle_until_ns, __ATOMIC_RELAXED))
+			dirty_throttle_point(&vm->dirty, v);
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

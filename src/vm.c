@@ -23,8 +23,11 @@
 #include "devices/serial.h"
 #include "devices/sysctl.h"
 #include "log.h"
+#include "migration/migrate.h"
+#include "migration/snapshot.h"
 #include "suspend.h"
 #include "vcpu.h"
+#include "vm_pci.h"
 
 uint64_t ember_start_ns;
 
@@ -140,6 +143,10 @@ static int create_platform(struct vm *vm)
 	r = mem_create(&vm->mem, vm->cfg->mem_size);
 	if (r)
 		return vm_error("guest memory", r);
+	/* Before any vCPU: a dirty ring can only be enabled now. */
+	r = dirty_init(&vm->dirty, vm, vm->cfg->dirty_choice, vm->cfg->dirty_ring_entries);
+	if (r)
+		return vm_error("dirty tracking", r);
 	for (int i = 0; i < vm->mem.nregions; i++) {
 		const struct mem_region *reg = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -201,6 +208,9 @@ static int create_devices(struct vm *vm)
 	vm->pm = acpi_pm_create(&vm->isa_irq[IRQ_ACPI_SCI], on_sleep, vm);
 	if (!vm->serial || !vm->pm)
 		return vm_error("devices", ENOMEM);
+	if ((r = devstate_register(&vm->devstate, &serial_state_ops, 0, vm->serial)) ||
+	    (r = devstate_register(&vm->devstate, &acpi_pm_state_ops, 0, vm->pm)))
+		return vm_error("device state", r);
 	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, 8, &serial_ops, vm->serial, "serial")) ||
 	    (r = bus_register(&vm->pio, PORT_I8042_DATA, 5, &i8042_ops, vm, "i8042")) ||
 	    (r = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 12, &acpi_pm_ops, vm->pm, "acpi-pm")))
@@ -208,7 +218,9 @@ static int create_devices(struct vm *vm)
 	if (vm->cfg->debug_exit &&
 	    (r = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, &debug_exit_ops, vm, "debug-exit")))
 		return vm_error("port registration", r);
-	return create_test_devices(vm);
+	if ((r = create_test_devices(vm)))
+		return r;
+	return vm_pci_create(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -232,8 +244,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
 	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
-	 * over a real BIOS's data. */
-	if (cfg->bios_state) {
+	 * over a real BIOS's data. A restored VM has its own. */
+	if (cfg->bios_state && !cfg->from_state) {
 		if ((r = bios_write_low_memory(&vm->mem)))
 			return vm_error("BIOS data in low memory", r);
 		if ((r = bios_program_chipset(vm->vm_fd)))
@@ -241,7 +253,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 
 	char err[512];
-	if ((r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
+	/* A restored or incoming VM gets its RAM and registers from the state. */
+	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
 		return user_error(err);
 
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
@@ -250,7 +263,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
 			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
-		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
+		if (!cfg->from_state && (r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
 	}
 	return 0;
@@ -287,9 +300,24 @@ int vm_pause(struct vm *vm)
 	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
-	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED)
-		pthread_cond_wait(&vm->cond, &vm->lock);
+	/* Bounded: a vCPU can be stuck outside KVM_RUN (e.g. blocked writing
+	 * console output to a full pipe), and the caller is the event loop. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += VM_PAUSE_TIMEOUT_S;
+	int w = 0;
+	while (vm->paused_vcpus < vm->ncpus && vm->state == VM_PAUSED && w != ETIMEDOUT)
+		w = pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline);
 	int r = vm->state == VM_PAUSED ? 0 : -ESHUTDOWN;
+	if (r == 0 && vm->paused_vcpus < vm->ncpus) {
+		log_warn("pause: %u of %u vCPUs did not stop within %d s; the VM keeps running",
+			 vm->ncpus - vm->paused_vcpus, vm->ncpus, VM_PAUSE_TIMEOUT_S);
+		if (was_running) {
+			__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&vm->cond);
+		}
+		r = -ETIMEDOUT;
+	}
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
@@ -344,18 +372,26 @@ enum vm_stop_reason vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	/* Threads that work on the VM: a migration, a snapshot, the lazy
+	 * restore loader. */
+	migrate_finish(vm);
+	snapshot_finish(vm);
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(vm->vcpus[i]);
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	vm_pci_destroy(vm);
 	serial_destroy(vm->serial);
 	acpi_pm_destroy(vm->pm);
 	fw_cfg_destroy(vm->fw_cfg);
 	pc_testdev_destroy(vm->testdev);
 	rtc_destroy(vm->rtc);
 	vm_suspend_destroy(vm);
+	devstate_free(&vm->devstate);
+	if (vm->dirty.vm)
+		dirty_destroy(&vm->dirty);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

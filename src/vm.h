@@ -11,11 +11,16 @@
 #include "arch/x86/guestcpu.h"
 #include "bus.h"
 #include "config.h"
+#include "devices/pci.h"
+#include "dirty.h"
 #include "irq.h"
+#include "kvm_irq.h"
 #include "loop.h"
 #include "mem.h"
+#include "migration/devstate.h"
 
 struct vcpu;
+struct virtio_dev;
 struct serial;
 struct acpi_pm;
 struct selftest;
@@ -23,6 +28,9 @@ struct fw_cfg;
 struct pc_testdev;
 struct rtc;
 struct control_server;
+struct migration;
+struct lazy_restore;
+struct snapshot_track;
 
 enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING };
 
@@ -35,6 +43,7 @@ enum vm_stop_reason {
 	STOP_CRASH,        /* triple fault, internal error */
 	STOP_QUIT,         /* user asked (Ctrl-A x, ctl quit) */
 	STOP_ERROR,        /* Ember failed */
+	STOP_MIGRATED,     /* the VM moved to a migration destination: exit 0 */
 };
 
 struct vm {
@@ -44,6 +53,7 @@ struct vm {
 	int run_size;                 /* mmap size of struct kvm_run */
 	const char *backend;          /* "kvm_pvm", "kvm_intel", "kvm_amd" */
 	struct guest_mem mem;
+	struct dirty dirty;           /* dirty page tracking (snapshots, migration) */
 	struct bus pio, mmio;
 	struct loop loop;
 	struct boot_info boot;
@@ -52,13 +62,32 @@ struct vm {
 	struct vcpu **vcpus;
 	struct irq_line isa_irq[24];  /* IOAPIC pins (ISA lines 0-15) through KVM_IRQ_LINE */
 
+	/* PCI (vm_pci.c) */
+	struct pci_host pci;
+	struct kvm_irq kirq;
+	bool kirq_ok, pci_ok;
+	struct vm_intx_pin {
+		struct irq_line line;
+		struct vm *vm;
+		bool level;
+	} intx_pins[PCI_SLOTS];
+	unsigned intx_count[8];       /* devices asserting each of GSIs 16-23 */
+	pthread_mutex_t intx_lock;
+	struct virtio_dev *disks[CONFIG_MAX_DISKS];
+	struct virtio_dev *nets[CONFIG_MAX_NETS];
+	struct virtio_dev *rng;
+
 	struct serial *serial;
 	struct acpi_pm *pm;
 	struct selftest *selftest;     /* --test-save-restore-after, else NULL */
 	struct fw_cfg *fw_cfg;        /* --fw-cfg */
 	struct pc_testdev *testdev;   /* --pc-testdev */
 	struct rtc *rtc;              /* --rtc */
+	struct devstate devstate;     /* device state sections (snapshots, migration) */
 	struct control_server *control;   /* --api-socket, set by control_attach */
+	struct migration *migration;  /* the current or last outgoing migration */
+	struct lazy_restore *lazy;    /* --restore: guest RAM still loading on demand */
+	struct snapshot_track *snap;  /* the last snapshot, for diff snapshots */
 	uint64_t start_ns;
 
 	pthread_mutex_t lock;         /* state, stop, pause handshake */
@@ -87,6 +116,8 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code);
  * let them go on. 0 or -errno (vm_resume: -EBUSY while the guest is in
  * ACPI S3, which only its wake event ends). */
 int vm_pause(struct vm *vm);
+/* vm_pause gives up (-ETIMEDOUT, VM left running) after this long. */
+#define VM_PAUSE_TIMEOUT_S 5
 int vm_resume(struct vm *vm);
 
 uint64_t now_ns(void);

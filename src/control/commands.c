@@ -14,6 +14,8 @@
 #include "devices/acpi_pm.h"
 #include "devices/serial.h"
 #include "log.h"
+#include "migration/migrate.h"
+#include "migration/snapshot.h"
 #include "vcpu.h"
 #include "version.h"
 #include "vm.h"
@@ -42,6 +44,7 @@ static const char *stop_reason_name(enum vm_stop_reason r)
 	case STOP_CRASH: return "crash";
 	case STOP_QUIT: return "quit";
 	case STOP_ERROR: return "error";
+	case STOP_MIGRATED: return "migrated";
 	}
 	return "unknown";
 }
@@ -143,6 +146,10 @@ static enum ctl_status cmd_status(void *opaque, const struct ctl_request *req, s
 	add_ranges(devs, &vm->mmio);
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "shutdown_pending", json_object_new_boolean(ctx->srv->shutdowns != NULL));
+	json_object *mig = migrate_status(vm);
+	if (mig)
+		json_object_object_add(o, "migration", mig);
+	json_object_object_add(o, "dirty_tracking", json_object_new_string(dirty_backend_name(vm->dirty.backend)));
 	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
 	json_object_object_add(o, "version", json_object_new_string(EMBER_VERSION));
 	rep->result = o;
@@ -355,6 +362,72 @@ static enum ctl_status cmd_stats(void *opaque, const struct ctl_request *req, st
 	return CTL_OK;
 }
 
+/* ---- snapshot, migrate ------------------------------------------------------------ */
+
+static const struct ctl_arg snapshot_args[] = {
+	{ "path", CTL_ARG_STRING, true, 1, 4000, "directory to write the snapshot to (state + memory files)" },
+	{ "diff", CTL_ARG_BOOL, false, 0, 0,
+	  "only the pages changed since this VM's previous snapshot, which becomes its base" },
+	{ 0 },
+};
+
+/* The work runs on a thread; the reply says it started, a "snapshot"
+ * event says how it ended (ember ctl waits for it). */
+static enum ctl_status cmd_snapshot(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
+{
+	struct ctl_ctx *ctx = opaque;
+	json_object *a;
+	bool diff = json_object_object_get_ex(req->args, "diff", &a) && json_object_get_boolean(a);
+	json_object_object_get_ex(req->args, "path", &a);
+	const char *path = json_object_get_string(a);
+	if (vm_state_now(ctx->vm) == VM_STOPPING)
+		return ctl_error(rep, CTL_ERR_STATE, "the VM is stopping");
+	if (migrate_active(ctx->vm))
+		return ctl_error(rep, CTL_ERR_STATE, "a migration is running");
+	char err[256];
+	int r = snapshot_start(ctx->vm, path, diff, err, sizeof(err));
+	if (r)
+		return ctl_error(rep, r == -EBUSY ? CTL_ERR_STATE : CTL_ERR_INTERNAL, "%s", err);
+	rep->result = json_object_new_object();
+	json_object_object_add(rep->result, "status", json_object_new_string("started"));
+	json_object_object_add(rep->result, "path", json_object_new_string(path));
+	return CTL_OK;
+}
+
+static const struct ctl_arg migrate_args[] = {
+	{ "uri", CTL_ARG_STRING, true, 1, 300, "tcp:HOST:PORT or unix:PATH of `ember run --incoming`" },
+	{ "downtime_limit", CTL_ARG_INT, false, 1, 600000, "longest pause the guest may see, ms (default 50)" },
+	{ "bandwidth", CTL_ARG_INT, false, 0, 1000000, "MB/s the migration may use (default 0: unlimited)" },
+	{ 0 },
+};
+
+/* Runs on the migration thread; "migration" events report each pass and
+ * the end (ember ctl prints a progress line from them). */
+static enum ctl_status cmd_migrate(void *opaque, const struct ctl_request *req, struct ctl_reply *rep)
+{
+	struct ctl_ctx *ctx = opaque;
+	json_object *a;
+	struct migrate_params p = { .downtime_ms = MIGRATE_DEFAULT_DOWNTIME_MS };
+	if (json_object_object_get_ex(req->args, "downtime_limit", &a))
+		p.downtime_ms = (uint64_t)json_object_get_int64(a);
+	if (json_object_object_get_ex(req->args, "bandwidth", &a))
+		p.bandwidth_mbps = (uint64_t)json_object_get_int64(a);
+	json_object_object_get_ex(req->args, "uri", &a);
+	const char *uri = json_object_get_string(a);
+	enum vm_state st = vm_state_now(ctx->vm);
+	if (st != VM_RUNNING && st != VM_PAUSED)
+		return ctl_error(rep, CTL_ERR_STATE, "the VM is %s", state_name(st));
+	char err[300];
+	int r = migrate_start(ctx->vm, uri, &p, err, sizeof(err));
+	if (r)
+		return ctl_error(rep, r == -EBUSY ? CTL_ERR_STATE : r == -EINVAL ? CTL_ERR_ARGS : CTL_ERR_INTERNAL,
+				 "%s", err);
+	rep->result = json_object_new_object();
+	json_object_object_add(rep->result, "status", json_object_new_string("started"));
+	json_object_object_add(rep->result, "uri", json_object_new_string(uri));
+	return CTL_OK;
+}
+
 /* ---- help --------------------------------------------------------------------- */
 
 static const char *arg_type_name(enum ctl_arg_type t)
@@ -395,5 +468,7 @@ const struct ctl_command control_commands[] = {
 	  shutdown_args, cmd_shutdown },
 	{ "quit", "stop the VM now", NULL, cmd_quit },
 	{ "stats", "vCPU exits by reason, device and bus counters", NULL, cmd_stats },
+	{ "snapshot", "pause, save the VM to a directory (state + memory), resume", snapshot_args, cmd_snapshot },
+	{ "migrate", "live-migrate the VM to `ember run --incoming URI`", migrate_args, cmd_migrate },
 	{ 0 },
 };

@@ -294,10 +294,52 @@ static void print_state(json_object *r)
 	printf("%s\n", get_str(r, "state"));
 }
 
+static void print_started(json_object *r)
+{
+	printf("%s: %s\n", get_str(r, "status"), get(r, "path") ? get_str(r, "path") : get_str(r, "uri"));
+}
+
+static double get_dbl(json_object *o, const char *key)
+{
+	json_object *v = get(o, key);
+	return v ? json_object_get_double(v) : 0;
+}
+
+/* One progress line per "migration" event. */
+static void print_migration(json_object *e)
+{
+	const char *st = get_str(e, "status");
+	if (!strcmp(st, "active")) {
+		printf("pass %" PRId64 ": sent %.1f MiB, remaining %.1f MiB, dirty rate %.1f MB/s, "
+		       "expected downtime %.1f ms%s\n", get_int(e, "pass"), (double)get_int(e, "bytes_sent") / 1048576.0,
+		       (double)get_int(e, "remaining_bytes") / 1048576.0, get_dbl(e, "dirty_rate_mbps"),
+		       get_dbl(e, "expected_downtime_ms"), get_dbl(e, "throttle_mbps") > 0 ? " (throttled)" : "");
+	} else if (!strcmp(st, "completed")) {
+		printf("completed: %" PRId64 " passes, %.1f MiB sent, %.1f ms total, downtime %.2f ms (%s)\n",
+		       get_int(e, "pass"), (double)get_int(e, "bytes_sent") / 1048576.0, get_dbl(e, "elapsed_ms"),
+		       get_dbl(e, "downtime_ms"), get_str(e, "backend"));
+	} else {
+		fprintf(stderr, "ember: error: migration failed: %s\n", get_str(e, "error"));
+	}
+	fflush(stdout);
+}
+
+static void print_snapshot(json_object *e)
+{
+	if (!strcmp(get_str(e, "status"), "completed"))
+		printf("snapshot %s%s: %.1f MiB written, paused %.1f ms, %.1f ms total\n", get_str(e, "path"),
+		       json_object_get_boolean(get(e, "diff")) ? " (diff)" : "",
+		       (double)get_int(e, "bytes_written") / 1048576.0, get_dbl(e, "paused_ms"), get_dbl(e, "total_ms"));
+	else
+		fprintf(stderr, "ember: error: snapshot %s failed: %s\n", get_str(e, "path"), get_str(e, "error"));
+}
+
 static const struct {
 	const char *command;
 	void (*print)(json_object *result);
 } printers[] = {
+	{ "snapshot", print_started },
+	{ "migrate", print_started },
 	{ "status", print_status },
 	{ "stats", print_stats },
 	{ "help", print_help },
@@ -369,6 +411,41 @@ static int watch(struct reader *rd, bool as_json)
 	}
 }
 
+/* snapshot and migrate reply when the work starts; their end is an
+ * event. Print the events of that kind until it ends. */
+static int follow(struct reader *rd, const char *event, bool as_json)
+{
+	for (;;) {
+		char *line;
+		size_t len;
+		int r = read_line(rd, 0, &line, &len);
+		if (r <= 0) {
+			fprintf(stderr, "ember: error: the VM closed the connection before the %s ended\n", event);
+			return CTL_EXIT_CONN;
+		}
+		json_object *o = parse_line(line, len);
+		int ret = -1;
+		if (o && !strcmp(get_str(o, "event"), event)) {
+			const char *st = get_str(o, "status");
+			if (as_json)
+				printf("%.*s\n", (int)len, line);
+			else if (!strcmp(event, "migration"))
+				print_migration(o);
+			else
+				print_snapshot(o);
+			fflush(stdout);
+			if (!strcmp(st, "completed"))
+				ret = CTL_EXIT_OK;
+			else if (!strcmp(st, "failed"))
+				ret = CTL_EXIT_REPLY_ERROR;
+		}
+		json_object_put(o);
+		consume_line(rd, len);
+		if (ret >= 0)
+			return ret;
+	}
+}
+
 /* Wait for the reply to request id 1 and print it. */
 static int await_reply(struct reader *rd, const char *command, bool as_json, uint64_t deadline_ms)
 {
@@ -413,6 +490,11 @@ static int await_reply(struct reader *rd, const char *command, bool as_json, uin
 			ret = CTL_EXIT_REPLY_ERROR;
 		}
 		json_object_put(o);
+		consume_line(rd, len);
+		if (ret == CTL_EXIT_OK && !strcmp(command, "migrate"))
+			ret = follow(rd, "migration", as_json);
+		else if (ret == CTL_EXIT_OK && !strcmp(command, "snapshot"))
+			ret = follow(rd, "snapshot", as_json);
 		return ret;
 	}
 }
@@ -465,8 +547,32 @@ int cmd_ctl(int argc, char **argv)
 	} else {
 		args = json_object_new_object();
 	}
+	/* `snapshot DIR`, `migrate URI --downtime-limit MS --bandwidth MBPS`:
+	 * a positional argument and --name VALUE options become NAME=VALUE. */
+	const char *positional = !strcmp(command, "snapshot") ? "path" : !strcmp(command, "migrate") ? "uri" : NULL;
 	for (int i = optind + 2; i < argc; i++) {
-		if (watching || add_arg(args, argv[i])) {
+		int bad = watching;
+		if (!bad && !strncmp(argv[i], "--", 2) && argv[i][2]) {
+			char spec[512];
+			size_t k = 0;
+			for (const char *p = argv[i] + 2; *p && *p != '=' && k < 200; p++)
+				spec[k++] = *p == '-' ? '_' : *p;
+			spec[k] = '\0';
+			const char *eq = strchr(argv[i], '=');
+			if (eq)
+				snprintf(spec + k, sizeof(spec) - k, "%s", eq);
+			else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
+				snprintf(spec + k, sizeof(spec) - k, "=%s", argv[++i]);
+			else
+				snprintf(spec + k, sizeof(spec) - k, "=true");
+			bad = add_arg(args, spec);
+		} else if (!bad && positional && !strchr(argv[i], '=')) {
+			json_object_object_add(args, positional, json_object_new_string(argv[i]));
+			positional = NULL;
+		} else if (!bad) {
+			bad = add_arg(args, argv[i]);
+		}
+		if (bad) {
 			json_object_put(args);
 			return watching ? usage_fail("watch takes no arguments, got '%s'", argv[i]) : CTL_EXIT_USAGE;
 		}

@@ -201,3 +201,50 @@ const struct bus_ops acpi_pm_ops = {
 	.read = pm_read,
 	.write = pm_write,
 };
+
+/* ---- state ("acpi-pm" v1) ---- */
+
+enum { T_PM_STS = 1, T_PM_EN, T_PM_CNT, T_PM_TMR };
+
+static int pm_save(void *opaque, struct state_writer *w)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	state_put_u16(w, T_PM_STS, pm->sts);
+	state_put_u16(w, T_PM_EN, pm->en);
+	state_put_u16(w, T_PM_CNT, pm->cnt);
+	pthread_mutex_unlock(&pm->lock);
+	/* The timer goes on from here in the restored VM. */
+	state_put_u32_volatile(w, T_PM_TMR, pm_timer(pm));
+	return 0;
+}
+
+static int pm_load(void *opaque, struct state_reader *r)
+{
+	struct acpi_pm *pm = opaque;
+	uint16_t sts, en, cnt;
+	uint32_t tmr;
+	int e;
+	if ((e = state_get_u16(r, T_PM_STS, &sts)) || (e = state_get_u16(r, T_PM_EN, &en)) ||
+	    (e = state_get_u16(r, T_PM_CNT, &cnt)) || (e = state_get_u32(r, T_PM_TMR, &tmr)))
+		return e;
+	if (cnt & ~PM1_CNT_RW)
+		return state_fail(r, "PM1_CNT %#x has write-only bits", cnt);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* start = now - tmr ticks, so pm_timer() reads tmr now. */
+	uint64_t back = (uint64_t)tmr / ACPI_PM_TMR_HZ * NSEC_PER_SEC +
+			(uint64_t)(tmr % ACPI_PM_TMR_HZ) * NSEC_PER_SEC / ACPI_PM_TMR_HZ;
+	uint64_t start = ts_ns(&now) - back;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	pm->start.tv_sec = (time_t)(start / NSEC_PER_SEC);
+	pm->start.tv_nsec = (long)(start % NSEC_PER_SEC);
+	pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+const struct devstate_ops acpi_pm_state_ops = { "acpi-pm", 1, pm_save, pm_load };

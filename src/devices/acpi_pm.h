@@ -9,6 +9,7 @@
 
 #include "bus.h"
 #include "irq.h"
+#include "migration/devstate.h"
 
 /* One I/O range of ACPI_PM_LEN bytes at PORT_ACPI_PM1A_EVT; offsets in it: */
 #define ACPI_PM_STS            0   /* PM1a_STS, 16 bit, write 1 to clear */
@@ -69,5 +70,7 @@ bool acpi_pm_wake_enabled(struct acpi_pm *pm, uint16_t event);
 /* Back from a sleep state because of event: sets its status bit and
  * WAK_STS. */
 void acpi_pm_wake(struct acpi_pm *pm, uint16_t event);
+/* Save/load of the registers and the timer (opaque = the acpi_pm). */
+extern const struct devstate_ops acpi_pm_state_ops;
 
 #endif

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Register offsets and bits (PC16550D datasheet). */
@@ -180,3 +181,53 @@ uint64_t serial_tx_bytes(struct serial *s)
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
+
+/* ---- state ("serial" v1) ---- */
+
+enum { T_REGS = 1, T_THR_PENDING, T_FIFO };
+
+static int serial_save(void *opaque, struct state_writer *w)
+{
+	struct serial *s = opaque;
+	pthread_mutex_lock(&s->lock);
+	uint8_t regs[7] = { s->ier, s->lcr, s->mcr, s->scr, s->fcr, s->dll, s->dlm };
+	uint8_t fifo[FIFO_SIZE];
+	for (unsigned i = 0; i < s->count; i++)
+		fifo[i] = s->fifo[(s->head + i) % FIFO_SIZE];
+	state_put_blob(w, T_REGS, regs, sizeof(regs));
+	state_put_u8(w, T_THR_PENDING, s->thr_irq_pending);
+	state_put_blob(w, T_FIFO, fifo, s->count);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int serial_load(void *opaque, struct state_reader *r)
+{
+	struct serial *s = opaque;
+	uint8_t regs[7], thr;
+	const void *fifo;
+	size_t n;
+	int e;
+	if ((e = state_get_blob(r, T_REGS, regs, sizeof(regs))) || (e = state_get_u8(r, T_THR_PENDING, &thr)) ||
+	    (e = state_get_blob_ref(r, T_FIFO, &fifo, &n)))
+		return e;
+	if (n > FIFO_SIZE)
+		return state_fail(r, "receive FIFO of %zu bytes", n);
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0] & 0x0f;
+	s->lcr = regs[1];
+	s->mcr = regs[2] & 0x1f;
+	s->scr = regs[3];
+	s->fcr = regs[4] & 0xc9;
+	s->dll = regs[5];
+	s->dlm = regs[6];
+	s->thr_irq_pending = thr != 0;
+	memcpy(s->fifo, fifo, n);
+	s->head = 0;
+	s->count = (unsigned)n;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+const struct devstate_ops serial_state_ops = { "serial", 1, serial_save, serial_load };

@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "irq.h"
+#include "migration/devstate.h"
 
 struct serial;
 
@@ -18,5 +19,8 @@ extern const struct bus_ops serial_ops;   /* 8 ports, opaque = the serial */
 /* Queue bytes typed by the user; returns how many fit in the FIFO. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
 uint64_t serial_tx_bytes(struct serial *s);
+
+/* Save/load of the UART registers and receive FIFO (opaque = the serial). */
+extern const struct devstate_ops serial_state_ops;
 
 #endif

@@ -428,8 +428,8 @@ static bool is_end(const struct section *s)
 	return !strcmp(s->name, "end");
 }
 
-int state_load(struct state_source src, const struct state_loader *loaders, size_t nloaders,
-	       char *err, size_t errlen)
+static int load_stream(struct state_source src, const struct state_loader *loaders, size_t nloaders,
+		       bool check_trailer, char *err, size_t errlen)
 {
 	int r = read_stream_header(&src, err, errlen);
 	while (!r) {
@@ -439,7 +439,7 @@ int state_load(struct state_source src, const struct state_loader *loaders, size
 		if (is_end(&s)) {
 			r = s.len ? errf(err, errlen, -EBADMSG, "end section is not empty") : 0;
 			free(s.payload);
-			if (!r) {
+			if (!r && check_trailer) {
 				uint8_t extra;
 				if (src.read(src.opaque, &extra, 1) != -ENODATA)
 					r = errf(err, errlen, -EBADMSG, "data after the end section");
@@ -449,6 +449,9 @@ int state_load(struct state_source src, const struct state_loader *loaders, size
 		const struct state_loader *l = NULL;
 		for (size_t i = 0; i < nloaders; i++)
 			if (!strcmp(loaders[i].name, s.name))
+				l = &loaders[i];
+		for (size_t i = 0; i < nloaders && !l; i++)
+			if (!strcmp(loaders[i].name, STATE_ANY_SECTION))
 				l = &loaders[i];
 		if (!l)
 			r = errf(err, errlen, -ENOENT, "unknown section '%s' in the stream", s.name);
@@ -469,6 +472,18 @@ int state_load(struct state_source src, const struct state_loader *loaders, size
 		free(s.payload);
 	}
 	return r;
+}
+
+int state_load(struct state_source src, const struct state_loader *loaders, size_t nloaders,
+	       char *err, size_t errlen)
+{
+	return load_stream(src, loaders, nloaders, true, err, errlen);
+}
+
+int state_load_stream(struct state_source src, const struct state_loader *loaders, size_t nloaders,
+		      char *err, size_t errlen)
+{
+	return load_stream(src, loaders, nloaders, false, err, errlen);
 }
 
 /* ---- compare ------------------------------------------------------------------ */

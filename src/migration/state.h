@@ -108,6 +108,14 @@ struct state_loader {
 int state_load(struct state_source src, const struct state_loader *loaders, size_t nloaders,
 	       char *err, size_t errlen);
 
+/* The same on a stream that goes on after "end" (a socket): stops after
+ * the end section without looking further. */
+int state_load_stream(struct state_source src, const struct state_loader *loaders, size_t nloaders,
+		      char *err, size_t errlen);
+/* A loader with this name gets every section no other loader names
+ * (its max_version applies: use UINT32_MAX and check in the loader). */
+#define STATE_ANY_SECTION "*"
+
 /* Compares two streams section by section and field by field, skipping
  * the values of SF_VOLATILE fields. 0 when equal, 1 when they differ (the
  * first difference described in msg), -errno when one does not parse.

@@ -5,24 +5,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "arch/x86/cpumodel.h"
 #include "arch/x86/vcpu_state.h"
 #include "arch/x86/vm_state.h"
 #include "log.h"
+#include "migration/devstate.h"
 #include "vcpu.h"
 #include "vm.h"
 
-enum { T_NCPUS = 1, T_MEM_SIZE, T_PMU, T_MCG_CAP, T_SPEC };   /* "vm" v1 */
+/* "vm" v1: ncpus..spec; v2 adds the RAM layout and the machine options. */
+enum { T_NCPUS = 1, T_MEM_SIZE, T_PMU, T_MCG_CAP, T_SPEC, T_LAYOUT, T_OPTIONS, T_KERNEL, T_CMDLINE };
 enum { T_GPA = 1, T_LEN, T_DATA, T_ZERO };                    /* "ram" v1 */
+enum { T_PAGES = 1, T_PAGE_DATA };                            /* "pages" v1 */
+#define VM_SECTION_VERSION 2
+#define PAGE_ZERO_FLAG (1ull << 63)
+
+/* Device options in T_OPTIONS. */
+enum { OPT_DEBUG_EXIT = 1, OPT_FW_CFG = 2, OPT_PC_TESTDEV = 4, OPT_RTC = 8, OPT_PIT_DISCARD = 16 };
 
 static bool all_zero(const uint8_t *p, size_t len)
 {
-	static const uint8_t zero[4096];
-	for (size_t off = 0; off < len; off += sizeof(zero)) {
-		size_t n = len - off < sizeof(zero) ? len - off : sizeof(zero);
-		if (memcmp(p + off, zero, n))
+	/* Word-wise: the common non-zero page fails on its first word. */
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < len / 8; i++)
+		if (w[i])
 			return false;
-	}
 	return true;
 }
 
@@ -52,9 +61,10 @@ static int save_ram(struct vm *vm, struct state_writer *w)
 	return 0;
 }
 
-int vm_save(struct vm *vm, struct state_writer *w)
+int vm_save_shape(struct vm *vm, struct state_writer *w)
 {
-	int r = state_begin_section(w, "vm", 0, 1);
+	const struct vm_config *cfg = vm->cfg;
+	int r = state_begin_section(w, "vm", 0, VM_SECTION_VERSION);
 	if (r)
 		return r;
 	state_put_u32(w, T_NCPUS, vm->ncpus);
@@ -62,69 +72,189 @@ int vm_save(struct vm *vm, struct state_writer *w)
 	state_put_u8(w, T_PMU, vm->cpu.model.pmu);
 	state_put_u64(w, T_MCG_CAP, vm->cpu.mcg_cap);
 	state_put_blob(w, T_SPEC, vm->cpu.model.spec, strlen(vm->cpu.model.spec));
-	if ((r = state_end_section(w)) || (r = save_ram(vm, w)) || (r = vm_arch_save_devices(vm, w)))
-		return r;
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		if ((r = vcpu_state_save(vm->vcpus[i], w)))
-			return r;
-	if ((r = vm_arch_save_clock(vm, w)))
-		return r;
-	return state_writer_finish(w);
+	uint64_t layout[MEM_MAX_REGIONS * 3];
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		layout[i * 3] = vm->mem.regions[i].gpa;
+		layout[i * 3 + 1] = vm->mem.regions[i].size;
+		layout[i * 3 + 2] = vm->mem.regions[i].offset;
+	}
+	state_put_blob(w, T_LAYOUT, layout, (size_t)vm->mem.nregions * 3 * 8);
+	uint32_t opts = (cfg->debug_exit ? OPT_DEBUG_EXIT : 0) | (cfg->fw_cfg ? OPT_FW_CFG : 0) |
+			(cfg->pc_testdev ? OPT_PC_TESTDEV : 0) | (cfg->rtc ? OPT_RTC : 0) |
+			(cfg->pit_discard ? OPT_PIT_DISCARD : 0);
+	state_put_u32(w, T_OPTIONS, opts);
+	const char *k = cfg->kernel ? cfg->kernel : "";
+	state_put_blob(w, T_KERNEL, k, strlen(k));
+	state_put_blob(w, T_CMDLINE, cfg->cmdline ? cfg->cmdline : "", cfg->cmdline ? strlen(cfg->cmdline) : 0);
+	return state_end_section(w);
 }
 
-/* What has been loaded so far: sections must come in save order. */
-struct load_ctx {
-	struct vm *vm;
-	bool vm_seen, irqchip, pit, clock;
-	unsigned cpus;               /* "cpu" sections loaded, in index order */
-	uint64_t ram_next;           /* bytes of RAM loaded, in order */
-	uint32_t ram_chunks;
-};
+int vm_save_state(struct vm *vm, struct state_writer *w)
+{
+	int r = vm_arch_save_devices(vm, w);
+	if (!r)
+		r = devstate_save(&vm->devstate, w);
+	for (unsigned i = 0; i < vm->ncpus && !r; i++)
+		r = vcpu_state_save(vm->vcpus[i], w);
+	if (!r)
+		r = vm_arch_save_clock(vm, w);
+	return r;
+}
+
+int vm_save(struct vm *vm, struct state_writer *w)
+{
+	int r = vm_save_shape(vm, w);
+	if (!r)
+		r = save_ram(vm, w);
+	if (!r)
+		r = vm_save_state(vm, w);
+	return r ? r : state_writer_finish(w);
+}
+
+int vm_save_pages(struct vm *vm, struct state_writer *w, const uint64_t *pages, unsigned n,
+		  uint8_t *data, uint64_t *zero_pages)
+{
+	uint64_t idx[VMSAVE_PAGES_MAX];
+	if (n > VMSAVE_PAGES_MAX)
+		return -EINVAL;
+	unsigned nd = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *p = vm->mem.host + pages[i] * 4096;
+		/* Copy first, test the copy: the guest may be writing the page. */
+		memcpy(data + (size_t)nd * 4096, p, 4096);
+		if (all_zero(data + (size_t)nd * 4096, 4096)) {
+			idx[i] = pages[i] | PAGE_ZERO_FLAG;
+			(*zero_pages)++;
+		} else {
+			idx[i] = pages[i];
+			nd++;
+		}
+	}
+	int r = state_begin_section(w, "pages", 0, 1);
+	if (r)
+		return r;
+	state_put_blob(w, T_PAGES, idx, (size_t)n * 8);
+	state_put_blob(w, T_PAGE_DATA, data, (size_t)nd * 4096);
+	return state_end_section(w);
+}
+
+/* ---- loading ----------------------------------------------------------------- */
+
+static int str_field(struct state_reader *r, uint16_t tag, char *buf, size_t size)
+{
+	const void *p;
+	size_t len;
+	int e = state_get_blob_ref(r, tag, &p, &len);
+	if (e)
+		return e;
+	if (len >= size || memchr(p, 0, len))
+		return state_fail(r, "field %u: not a string of at most %zu bytes", tag, size - 1);
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+/* Fill rs->cfg from the section: the machine a --restore/--incoming VM is. */
+static int shape_to_config(struct vm_restore *rs, struct state_reader *r, uint32_t ncpus, uint64_t mem,
+			   uint32_t opts)
+{
+	struct vm_config *cfg = &rs->cfg;
+	char err[256];
+	if (ncpus < 1 || ncpus > 4096)
+		return state_fail(r, "%u vCPUs", ncpus);
+	if (mem < (2ull << 20) || mem % 4096 || mem > (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE))
+		return state_fail(r, "%llu bytes of RAM: not possible on this host", (unsigned long long)mem);
+	if (cpumodel_check_spec(rs->spec, err, sizeof(err)))
+		return state_fail(r, "CPU model incompatible with this Ember: %s", err);
+	if (opts & ~(uint32_t)(OPT_DEBUG_EXIT | OPT_FW_CFG | OPT_PC_TESTDEV | OPT_RTC | OPT_PIT_DISCARD))
+		return state_fail(r, "unknown machine options %#x", opts);
+	cfg->ncpus = ncpus;
+	cfg->mem_size = mem;
+	cfg->cpu = rs->spec;
+	cfg->kernel = rs->kernel;
+	cfg->cmdline = rs->cmdline_str;
+	cfg->debug_exit = opts & OPT_DEBUG_EXIT;
+	cfg->fw_cfg = opts & OPT_FW_CFG;
+	cfg->pc_testdev = opts & OPT_PC_TESTDEV;
+	cfg->rtc = opts & OPT_RTC;
+	cfg->pit_discard = opts & OPT_PIT_DISCARD;
+	return 0;
+}
 
 static int load_vm(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
-	struct vm *vm = c->vm;
-	uint32_t ncpus;
-	uint64_t mem, mcg;
+	struct vm_restore *rs = opaque;
+	uint32_t ncpus, opts = 0;
+	uint64_t mem, mcg, layout[MEM_MAX_REGIONS * 3];
+	size_t layout_len = 0;
 	uint8_t pmu;
-	const void *spec;
-	size_t spec_len;
 	int e;
-	if (c->vm_seen)
+	if (rs->vm_seen)
 		return state_fail(r, "a second vm section");
 	if ((e = state_get_u32(r, T_NCPUS, &ncpus)) || (e = state_get_u64(r, T_MEM_SIZE, &mem)) ||
 	    (e = state_get_u8(r, T_PMU, &pmu)) || (e = state_get_u64(r, T_MCG_CAP, &mcg)) ||
-	    (e = state_get_blob_ref(r, T_SPEC, &spec, &spec_len)))
+	    (e = str_field(r, T_SPEC, rs->spec, sizeof(rs->spec))))
 		return e;
-	int sl = spec_len > 64 ? 64 : (int)spec_len;
+	if (r->version >= 2) {
+		const void *p;
+		if ((e = state_get_blob_ref(r, T_LAYOUT, &p, &layout_len)))
+			return e;
+		if (layout_len == 0 || layout_len % 24 || layout_len > sizeof(layout))
+			return state_fail(r, "RAM layout of %zu bytes", layout_len);
+		memcpy(layout, p, layout_len);
+		if ((e = state_get_u32(r, T_OPTIONS, &opts)) ||
+		    (e = str_field(r, T_KERNEL, rs->kernel, sizeof(rs->kernel))) ||
+		    (e = str_field(r, T_CMDLINE, rs->cmdline_str, sizeof(rs->cmdline_str))))
+			return e;
+	}
+	if (!rs->vm) {
+		if (r->version < 2)
+			return state_fail(r, "version 1 does not describe the machine");
+		if ((e = shape_to_config(rs, r, ncpus, mem, opts)))
+			return e;
+		if (rs->create(rs)) {
+			state_fail(r, "the VM could not be created");
+			return -ECANCELED;
+		}
+	}
+	struct vm *vm = rs->vm;
 	if (ncpus != vm->ncpus)
 		return state_fail(r, "saved with %u vCPUs, this VM has %u (use --cpus %u)", ncpus, vm->ncpus, ncpus);
 	if (mem != vm->mem.size)
 		return state_fail(r, "saved with %llu MiB of RAM, this VM has %llu MiB",
 				  (unsigned long long)(mem >> 20), (unsigned long long)(vm->mem.size >> 20));
 	if (!!pmu != vm->cpu.model.pmu || mcg != vm->cpu.mcg_cap)
-		return state_fail(r, "saved with --cpu %.*s (PMU %s, MCG_CAP %#llx); this VM differs: "
-				  "use the same --cpu", sl, (const char *)spec, pmu ? "on" : "off",
-				  (unsigned long long)mcg);
-	c->vm_seen = true;
+		return state_fail(r, "saved with --cpu %s (PMU %s, MCG_CAP %#llx); this VM's CPU differs "
+				  "(PMU %s, MCG_CAP %#llx): incompatible CPU model", rs->spec, pmu ? "on" : "off",
+				  (unsigned long long)mcg, vm->cpu.model.pmu ? "on" : "off",
+				  (unsigned long long)vm->cpu.mcg_cap);
+	if (layout_len) {
+		bool same = layout_len == (size_t)vm->mem.nregions * 24;
+		for (int i = 0; same && i < vm->mem.nregions; i++)
+			same = layout[i * 3] == vm->mem.regions[i].gpa && layout[i * 3 + 1] == vm->mem.regions[i].size &&
+			       layout[i * 3 + 2] == vm->mem.regions[i].offset;
+		if (!same)
+			return state_fail(r, "the guest RAM layout differs from this VM's");
+	}
+	devstate_reset_loaded(&vm->devstate);
+	rs->vm_seen = true;
 	return 0;
 }
 
 static int load_ram(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
+	struct vm_restore *rs = opaque;
 	uint64_t gpa, len;
 	int e;
-	if (!c->vm_seen || c->irqchip)
+	if (!rs->vm_seen || rs->irqchip)
 		return state_fail(r, "out of order");
-	if (r->instance != c->ram_chunks)
-		return state_fail(r, "chunk %u where %u was expected", r->instance, c->ram_chunks);
+	if (r->instance != rs->ram_chunks)
+		return state_fail(r, "chunk %u where %u was expected", r->instance, rs->ram_chunks);
 	if ((e = state_get_u64(r, T_GPA, &gpa)) || (e = state_get_u64(r, T_LEN, &len)))
 		return e;
 	if (len == 0 || len > VMSAVE_RAM_CHUNK)
 		return state_fail(r, "chunk of %llu bytes", (unsigned long long)len);
-	uint8_t *p = mem_ptr(&c->vm->mem, gpa, len);
+	uint8_t *p = mem_ptr(&rs->vm->mem, gpa, len);
 	if (!p)
 		return state_fail(r, "%#llx+%#llx is not guest RAM", (unsigned long long)gpa,
 				  (unsigned long long)len);
@@ -136,67 +266,162 @@ static int load_ram(void *opaque, struct state_reader *r)
 	} else if ((e = state_get_blob(r, T_DATA, p, len))) {
 		return e;
 	}
-	c->ram_chunks++;
-	c->ram_next += len;
+	rs->ram_chunks++;
+	rs->ram_next += len;
+	rs->ram_seen = true;
 	return 0;
+}
+
+static int load_pages(void *opaque, struct state_reader *r)
+{
+	struct vm_restore *rs = opaque;
+	const void *ip, *dp;
+	size_t ilen, dlen;
+	int e;
+	if (!rs->vm_seen || rs->irqchip)
+		return state_fail(r, "out of order");
+	if ((e = state_get_blob_ref(r, T_PAGES, &ip, &ilen)) || (e = state_get_blob_ref(r, T_PAGE_DATA, &dp, &dlen)))
+		return e;
+	if (ilen % 8 || ilen / 8 > VMSAVE_PAGES_MAX || dlen % 4096)
+		return state_fail(r, "%zu index bytes, %zu data bytes", ilen, dlen);
+	struct guest_mem *m = &rs->vm->mem;
+	uint64_t npages = m->size / 4096;
+	size_t n = ilen / 8, nd = 0;
+	/* Check the whole batch before writing any of it. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		memcpy(&v, (const uint8_t *)ip + i * 8, 8);
+		if ((v & ~PAGE_ZERO_FLAG) >= npages)
+			return state_fail(r, "page %llu is outside guest RAM (%llu pages)",
+					  (unsigned long long)(v & ~PAGE_ZERO_FLAG), (unsigned long long)npages);
+		nd += !(v & PAGE_ZERO_FLAG);
+	}
+	if (nd * 4096 != dlen)
+		return state_fail(r, "%zu pages with data, %zu bytes of data", nd, dlen);
+	const uint8_t *d = dp;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		memcpy(&v, (const uint8_t *)ip + i * 8, 8);
+		uint8_t *page = m->host + (v & ~PAGE_ZERO_FLAG) * 4096;
+		if (v & PAGE_ZERO_FLAG) {
+			memset(page, 0, 4096);
+		} else {
+			memcpy(page, d, 4096);
+			d += 4096;
+		}
+	}
+	rs->pages_loaded += n;
+	rs->ram_seen = true;
+	return 0;
+}
+
+static int load_memory(void *opaque, struct state_reader *r)
+{
+	struct vm_restore *rs = opaque;
+	if (!rs->vm_seen || rs->irqchip || rs->ram_seen || !rs->memory)
+		return state_fail(r, rs->memory ? "out of order" : "a memory file where none is expected");
+	rs->ram_seen = true;
+	return rs->memory(rs, r);
 }
 
 static int load_irqchip(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
-	if (!c->vm_seen || c->irqchip)
+	struct vm_restore *rs = opaque;
+	if (!rs->vm_seen || rs->irqchip)
 		return state_fail(r, "out of order");
-	c->irqchip = true;
-	return vm_arch_load_irqchip(c->vm, r);
+	rs->irqchip = true;
+	return vm_arch_load_irqchip(rs->vm, r);
 }
 
 static int load_pit(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
-	if (!c->irqchip || c->pit)
+	struct vm_restore *rs = opaque;
+	if (!rs->irqchip || rs->pit)
 		return state_fail(r, "out of order");
-	c->pit = true;
-	return vm_arch_load_pit(c->vm, r);
+	rs->pit = true;
+	return vm_arch_load_pit(rs->vm, r);
+}
+
+static int load_device(void *opaque, struct state_reader *r)
+{
+	struct vm_restore *rs = opaque;
+	if (!rs->pit || rs->cpus)
+		return state_fail(r, rs->vm_seen ? "out of order" : "unknown section");
+	return devstate_load(&rs->vm->devstate, r);
 }
 
 static int load_cpu(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
-	if (!c->pit || r->instance != c->cpus || c->cpus >= c->vm->ncpus)
+	struct vm_restore *rs = opaque;
+	if (!rs->pit || r->instance != rs->cpus || rs->cpus >= rs->vm->ncpus)
 		return state_fail(r, "out of order or no such vCPU");
-	c->cpus++;
-	return vcpu_state_load(c->vm->vcpus[r->instance], r);
+	const struct devstate_entry *miss = devstate_missing(&rs->vm->devstate);
+	if (miss)
+		return state_fail(r, "device %s[%u] missing before the vCPUs", miss->ops->name, miss->instance);
+	rs->cpus++;
+	return vcpu_state_load(rs->vm->vcpus[r->instance], r);
 }
 
 static int load_clock(void *opaque, struct state_reader *r)
 {
-	struct load_ctx *c = opaque;
-	if (c->cpus != c->vm->ncpus || c->clock)
+	struct vm_restore *rs = opaque;
+	if (!rs->vm_seen || rs->cpus != rs->vm->ncpus || rs->clock)
 		return state_fail(r, "out of order");
-	c->clock = true;
-	return vm_arch_load_clock(c->vm, r);
+	rs->clock = true;
+	return vm_arch_load_clock(rs->vm, r);
+}
+
+int vm_restore_load(struct vm_restore *rs, struct state_source src, bool stream, char *err, size_t errlen)
+{
+	const struct state_loader loaders[] = {
+		{ "vm", VM_SECTION_VERSION, load_vm, rs },
+		{ "ram", 1, load_ram, rs },
+		{ "pages", 1, load_pages, rs },
+		{ "memory", 1, load_memory, rs },
+		{ "irqchip", 1, load_irqchip, rs },
+		{ "pit", 1, load_pit, rs },
+		{ VCPU_STATE_SECTION, VCPU_STATE_VERSION, load_cpu, rs },
+		{ "clock", 1, load_clock, rs },
+		{ STATE_ANY_SECTION, UINT32_MAX, load_device, rs },
+	};
+	size_t n = sizeof(loaders) / sizeof(loaders[0]);
+	int r = stream ? state_load_stream(src, loaders, n, err, errlen) : state_load(src, loaders, n, err, errlen);
+	if (r)
+		return r;
+	struct vm *vm = rs->vm;
+	bool ram_ok = vm && (rs->ram_chunks ? rs->ram_next == vm->mem.size : rs->ram_seen);
+	if (!rs->clock || !ram_ok) {
+		snprintf(err, errlen, "the stream is incomplete (%s)",
+			 !rs->vm_seen ? "no vm section" : !ram_ok ? "RAM missing" :
+			 !rs->irqchip ? "no irqchip" : !rs->pit ? "no PIT" :
+			 rs->cpus != vm->ncpus ? "vCPUs missing" : "no clock");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int vm_restore_create(struct vm_restore *rs)
+{
+	const struct vm_config *c = rs->cmdline;
+	rs->cfg.api_socket = c->api_socket;
+	rs->cfg.dirty_choice = c->dirty_choice;
+	rs->cfg.dirty_ring_entries = c->dirty_ring_entries;
+	rs->cfg.result_fd = c->result_fd;
+	rs->cfg.on_reboot = c->on_reboot;
+	rs->cfg.incoming = c->incoming;
+	rs->cfg.restore = c->restore;
+	rs->cfg.from_state = true;
+	int r = vm_create(rs->target, &rs->cfg);
+	rs->create_status = r;
+	if (!r)
+		rs->vm = rs->target;
+	else
+		vm_destroy(rs->target);
+	return r;
 }
 
 int vm_load(struct vm *vm, struct state_source src, char *err, size_t errlen)
 {
-	struct load_ctx c = { .vm = vm };
-	const struct state_loader loaders[] = {
-		{ "vm", 1, load_vm, &c },
-		{ "ram", 1, load_ram, &c },
-		{ "irqchip", 1, load_irqchip, &c },
-		{ "pit", 1, load_pit, &c },
-		{ VCPU_STATE_SECTION, VCPU_STATE_VERSION, load_cpu, &c },
-		{ "clock", 1, load_clock, &c },
-	};
-	int r = state_load(src, loaders, sizeof(loaders) / sizeof(loaders[0]), err, errlen);
-	if (r)
-		return r;
-	if (!c.clock || c.ram_next != vm->mem.size) {
-		snprintf(err, errlen, "the stream is incomplete (%s)",
-			 !c.vm_seen ? "no vm section" : c.ram_next != vm->mem.size ? "RAM missing" :
-			 !c.irqchip ? "no irqchip" : !c.pit ? "no PIT" :
-			 c.cpus != vm->ncpus ? "vCPUs missing" : "no clock");
-		return -EBADMSG;
-	}
-	return 0;
+	struct vm_restore rs = { .vm = vm };
+	return vm_restore_load(&rs, src, false, err, errlen);
 }

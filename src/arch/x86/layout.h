@@ -37,6 +37,7 @@
 #define LAYOUT_KVM_TSS         0xfeffd000ULL /* KVM_SET_TSS_ADDR (3 pages) */
 #define LAYOUT_HIGH_RAM        0x100000000ULL /* RAM above the hole starts at 4 GiB */
 #define LAYOUT_PCI_MMIO64      0x8000000000ULL /* 64-bit BAR window at 512 GiB */
+#define LAYOUT_PCI_MMIO64_END  0x9000000000ULL /* ... 64 GiB of it */
 
 /* Fixed I/O ports. */
 #define PORT_SERIAL_COM1       0x3f8

@@ -88,7 +88,7 @@ kit_user_enter:
 	mov %rax, (%r8)
 	pushq $USER_DS
 	pushq %rdx
-	pushq $0x2
+	pushq kit_user_rflags(%rip)	/* 0x2 unless irq_wait asks for IF */
 	pushq $USER_CS
 	lea kit_user_trampoline(%rip), %rax
 	pushq %rax

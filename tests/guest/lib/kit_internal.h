@@ -69,4 +69,7 @@ void kit_mb_start_aps(void);
 
 #define KIT_USER_VECTOR 0x80
 
+/* RFLAGS for run_user code (0x2; 0x202 lets interrupts in at CPL3). */
+extern uint64_t kit_user_rflags;
+
 #endif

@@ -34,3 +34,8 @@ const struct exc_info *run_user_fault(void)
 {
 	return &this_cpu()->user_fault;
 }
+
+/* RFLAGS run_user code starts with. irq_wait (pci.c) sets IF for a while:
+ * kvm_pvm injects interrupts only while the guest runs natively at CPL3,
+ * never into emulated CPL0 code. */
+uint64_t kit_user_rflags = 0x2;

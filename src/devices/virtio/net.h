@@ -1,0 +1,24 @@
+/* virtio-net (§5.1) on an existing tap device with a virtio-net header
+ * (IFF_VNET_HDR, TUNSETVNETHDRSZ 12): receive queue 0, transmit queue 1,
+ * both on the event loop. Checksum offload both ways and TSO from the
+ * guest go straight through to the tap (TUNSETOFFLOAD follows the
+ * negotiated features); no control queue, no mergeable buffers. */
+#ifndef EMBER_VIRTIO_NET_H
+#define EMBER_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/virtio/virtio.h"
+
+struct net_opts {
+	const char *tap;
+	const uint8_t *mac;          /* NULL: a random locally administered one */
+};
+
+int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
+		      struct virtio_dev **out, char *err, size_t errlen);
+void virtio_net_destroy(struct virtio_dev *vd);
+
+#endif

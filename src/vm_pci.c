@@ -1,0 +1,136 @@
+#include "vm_pci.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch/x86/layout.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "log.h"
+#include "vm.h"
+
+/* INTx: slot s drives GSI 16 + s % 8, written into its PCI_INTERRUPT_LINE
+ * (there is no _PRT; see README "PCI interrupts"). Several slots share a
+ * GSI, so the line is the OR of its devices. */
+#define INTX_FIRST_GSI 16
+#define INTX_GSIS 8
+
+static void intx_set(struct irq_line *line, int level)
+{
+	struct vm_intx_pin *pin = (struct vm_intx_pin *)line;
+	struct vm *vm = pin->vm;
+	unsigned i = line->gsi - INTX_FIRST_GSI;
+	pthread_mutex_lock(&vm->intx_lock);
+	if (pin->level != !!level) {
+		pin->level = !!level;
+		unsigned before = vm->intx_count[i];
+		vm->intx_count[i] += level ? 1u : (unsigned)-1;
+		if (!before != !vm->intx_count[i]) {
+			struct kvm_irq_level irq = { .irq = line->gsi, .level = vm->intx_count[i] > 0 };
+			if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+				log_warn("KVM_IRQ_LINE %u: %s", line->gsi, strerror(errno));
+		}
+	}
+	pthread_mutex_unlock(&vm->intx_lock);
+}
+
+static int plug(struct vm *vm, struct virtio_dev *vd)
+{
+	int r = pci_host_add(&vm->pci, &vd->pci);
+	if (r)
+		log_error("%s: no room on the PCI bus: %s", vd->name, strerror(-r));
+	return r;
+}
+
+/* The environment for the device that will land in the next free slot. */
+static struct virtio_env env_for(struct vm *vm)
+{
+	unsigned slot = 1;
+	while (slot < PCI_SLOTS && vm->pci.slots[slot])
+		slot++;
+	slot %= PCI_SLOTS;
+	return (struct virtio_env){
+		.mem = &vm->mem, .loop = &vm->loop, .msi = &vm->kirq.sink, .ioev = &vm->kirq.ioev,
+		.intx = &vm->intx_pins[slot].line,
+	};
+}
+
+int vm_pci_create(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int r;
+	pthread_mutex_init(&vm->intx_lock, NULL);
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		vm->intx_pins[s] = (struct vm_intx_pin){
+			.line = { .set_level = intx_set, .gsi = INTX_FIRST_GSI + s % INTX_GSIS },
+			.vm = vm,
+		};
+	kvm_irq_init(&vm->kirq, vm->vm_fd);
+	vm->kirq_ok = true;
+	pci_host_init(&vm->pci, LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_END, LAYOUT_PCI_MMIO64,
+		      LAYOUT_PCI_MMIO64_END);
+	vm->pci_ok = true;
+	if ((r = pci_host_attach(&vm->pci, &vm->pio, &vm->mmio, LAYOUT_PCI_ECAM, LAYOUT_PCI_ECAM_SIZE))) {
+		log_error("PCI host bridge: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		const struct disk_config *d = &cfg->disks[i];
+		struct blk_opts o = { .path = d->path, .readonly = d->readonly,
+				      .serial = d->serial[0] ? d->serial : NULL };
+		char err[512] = "";
+		struct virtio_env env = env_for(vm);
+		if ((r = virtio_blk_create(&env, &o, &vm->disks[i], err, sizeof(err)))) {
+			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
+			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
+		}
+		if (plug(vm, vm->disks[i]))
+			return EXIT_VMM_ERROR;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		const struct net_config *nc = &cfg->nets[i];
+		struct net_opts o = { .tap = nc->tap, .mac = nc->has_mac ? nc->mac : NULL };
+		char err[512] = "";
+		struct virtio_env env = env_for(vm);
+		if ((r = virtio_net_create(&env, &o, &vm->nets[i], err, sizeof(err)))) {
+			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
+			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
+		}
+		if (plug(vm, vm->nets[i]))
+			return EXIT_VMM_ERROR;
+	}
+	if (cfg->rng) {
+		struct virtio_env env = env_for(vm);
+		if ((r = virtio_rng_create(&env, &vm->rng))) {
+			log_error("virtio-rng: %s", strerror(-r));
+			return EXIT_VMM_ERROR;
+		}
+		if (plug(vm, vm->rng))
+			return EXIT_VMM_ERROR;
+	}
+	return 0;
+}
+
+void vm_pci_destroy(struct vm *vm)
+{
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
+		virtio_blk_destroy(vm->disks[i]);
+		vm->disks[i] = NULL;
+	}
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+		virtio_net_destroy(vm->nets[i]);
+		vm->nets[i] = NULL;
+	}
+	virtio_rng_destroy(vm->rng);
+	vm->rng = NULL;
+	if (vm->pci_ok)
+		pci_host_destroy(&vm->pci);
+	if (vm->kirq_ok)
+		kvm_irq_destroy(&vm->kirq);
+	vm->pci_ok = vm->kirq_ok = false;
+	pthread_mutex_destroy(&vm->intx_lock);
+}
