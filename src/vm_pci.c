@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
+#include "devices/pci_testdev.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
@@ -112,6 +113,16 @@ int vm_pci_create(struct vm *vm)
 		if (plug(vm, vm->rng))
 			return EXIT_VMM_ERROR;
 	}
+	if (cfg->pci_testdev) {
+		if (!(vm->pci_testdev = pci_testdev_create())) {
+			log_error("pci-testdev: %s", strerror(ENOMEM));
+			return EXIT_VMM_ERROR;
+		}
+		if ((r = pci_host_add(&vm->pci, &vm->pci_testdev->pci))) {
+			log_error("pci-testdev: no room on the PCI bus: %s", strerror(-r));
+			return EXIT_VMM_ERROR;
+		}
+	}
 	return 0;
 }
 
@@ -127,6 +138,8 @@ void vm_pci_destroy(struct vm *vm)
 	}
 	virtio_rng_destroy(vm->rng);
 	vm->rng = NULL;
+	pci_testdev_destroy(vm->pci_testdev);
+	vm->pci_testdev = NULL;
 	if (vm->pci_ok)
 		pci_host_destroy(&vm->pci);
 	if (vm->kirq_ok)
