@@ -4,7 +4,7 @@ CC      ?= gcc
 BUILD   := build
 PKGS    := json-c libseccomp liburing zlib
 CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wstrict-prototypes -Wmissing-prototypes -Wvla -D_GNU_SOURCE -Isrc -g \
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -D_GNU_SOURCE -Isrc -I$(BUILD)/gen -g \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # The libraries are linked statically: resolving shared objects at exec
 # costs about a millisecond of start-up time.
@@ -17,6 +17,8 @@ OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
 ASAN_OBJS:= $(SRCS:%.c=$(BUILD)/asan/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+# The same tests without sanitizers, for valgrind (tests/integration/test_valgrind.sh).
+PLAIN_UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit-plain/%)
 FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
 # libFuzzer targets: clang, the library rebuilt with fuzzer coverage.
 FUZZ_CC  ?= clang
@@ -27,6 +29,15 @@ FUZZ_TIME?= 60
 
 .PHONY: all test check unit guest run deps clean bench fuzz fuzzers
 all: $(BUILD)/ember $(BUILD)/asan/ember guest
+
+# System call names by number, for the seccomp report (src/sandbox/seccomp.c).
+$(BUILD)/gen/syscall_names.h:
+	@mkdir -p $(dir $@)
+	printf '#include <asm/unistd_64.h>\n' | $(CC) -dM -E - | \
+		sed -n 's/^#define __NR_\([a-z0-9_]*\) \([0-9]*\)$$/\t[\2] = "\1",/p' >$@.tmp
+	mv $@.tmp $@
+$(BUILD)/obj/src/sandbox/seccomp.o $(BUILD)/asan/src/sandbox/seccomp.o \
+	$(BUILD)/fuzz/src/sandbox/seccomp.o: $(BUILD)/gen/syscall_names.h
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -53,7 +64,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< $(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
 
-unit: $(UNIT_BINS)
+$(BUILD)/unit-plain/%: tests/unit/%.c $(BUILD)/libember.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 -o $@ $< $(BUILD)/libember.a -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS) $(PLAIN_UNIT_BINS)
 
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sandbox/sandbox.h"
+
 
 /* Exit codes. Odd codes (2k+1) are reserved for the guest's debug-exit
  * port, so Ember's own codes are even. */
@@ -15,6 +17,7 @@ enum {
 	EXIT_USAGE = 2,         /* bad command line or input file */
 	EXIT_GUEST_CRASH = 4,   /* triple fault, KVM internal error, failed entry */
 	EXIT_VMM_ERROR = 6,     /* Ember itself failed at run time */
+	EXIT_SECCOMP = 8,       /* a thread made a system call its seccomp filter forbids */
 };
 
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
@@ -37,6 +40,17 @@ struct net_config {
 	bool has_mac;
 };
 
+/* --balloon [size=SIZE][,deflate-on-oom][,free-page-reporting[=dontneed|free]][,stats-interval=S] */
+struct balloon_config {
+	bool enabled;
+	uint64_t size;            /* initial balloon target, bytes */
+	bool deflate_on_oom;
+	bool reporting;           /* free page reporting */
+	bool reporting_free;      /* =free: lazy discards (else dontneed) */
+	unsigned stats_interval;  /* seconds; 0 = statistics only on request */
+};
+struct host_files;
+
 struct vm_config {
 	const char *kernel;
 	const char *initrd;
@@ -50,6 +64,7 @@ struct vm_config {
 	struct net_config nets[CONFIG_MAX_NETS];
 	unsigned nnets;
 	bool rng;                 /* virtio-rng */
+	struct balloon_config balloon;
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
 	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
@@ -66,12 +81,21 @@ struct vm_config {
 	const char *restore;      /* --restore DIR: the machine and its state come from a snapshot */
 	const char *incoming;     /* --incoming tcp:HOST:PORT|unix:PATH: ... from a live migration */
 	bool from_state;          /* restore or incoming: no kernel is loaded, no boot state set */
+	enum sandbox_mode seccomp;  /* --seccomp kill (default), log, off */
+	const char *jail;         /* --jail DIR: pivot_root there, then run as uid/gid */
+	unsigned uid, gid;        /* --uid, --gid (with --jail) */
+	int test_violate;         /* hidden: this thread kind makes a forbidden call; -1 none */
+	bool test_violate_ioctl;  /* ... a forbidden ioctl rather than execve */
+	/* Opened once by `ember run` before the jail and the filters
+	 * (src/host.h); NULL: each VM opens its own. */
+	const struct host_files *files;
 };
 
 /* Parse one --disk / --net value into d / n; on error writes a message
  * (without the "ember: error: " prefix) to err and returns -EINVAL. */
 int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
 int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen);
+int parse_balloon(const char *spec, struct balloon_config *b, char *err, size_t errlen);
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
  * Returns 0 or -EINVAL. */

@@ -77,6 +77,12 @@ int console_attach(struct vm *vm)
 	return r;
 }
 
+void console_restore_now(void)
+{
+	if (tio_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+}
+
 void console_detach(void)
 {
 	restore_terminal();

@@ -8,5 +8,7 @@ struct vm;
 
 int console_attach(struct vm *vm);
 void console_detach(void);
+/* Put the terminal back as it was; async-signal-safe (the SIGSYS report). */
+void console_restore_now(void);
 
 #endif

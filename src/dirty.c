@@ -235,7 +235,19 @@ static void throttle_charge(struct dirty *d, int idx, uint64_t pages)
 	}
 }
 
-/* With the lock held: every ring entry KVM has published, in order. */
+uint32_t dirty_ring_gap(const struct kvm_dirty_gfn *gfns, uint32_t entries, uint32_t fetch)
+{
+	for (uint32_t k = 0; k < entries; k++) {
+		uint32_t f = __atomic_load_n(&gfns[(fetch + k) & (entries - 1)].flags, __ATOMIC_ACQUIRE);
+		if (f & KVM_DIRTY_GFN_F_DIRTY)
+			return k;
+	}
+	return entries;
+}
+
+/* With the lock held: every ring entry KVM has published, in order. After
+ * an overrun (redo_until ahead of fetch) entries still flagged RESET were
+ * harvested already and are stepped over, as KVM's reset does. */
 static uint64_t harvest_ring(struct dirty *d, unsigned idx)
 {
 	struct dirty_ring *ring = &d->rings[idx];
@@ -248,8 +260,13 @@ static uint64_t harvest_ring(struct dirty *d, unsigned idx)
 		/* Acquire: slot and offset are valid once DIRTY is seen (api.rst,
 		 * KVM_CAP_DIRTY_LOG_RING_ACQ_REL). */
 		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
-		if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
+		if (!(flags & KVM_DIRTY_GFN_F_DIRTY)) {
+			if ((flags & KVM_DIRTY_GFN_F_RESET) && (int32_t)(ring->redo_until - ring->fetch) > 0) {
+				ring->fetch++;
+				continue;
+			}
 			break;
+		}
 		uint32_t slot = e->slot;
 		uint64_t off = e->offset;
 		if ((slot >> 16) == 0 && (int)(slot & 0xffff) < m->nregions &&
@@ -269,14 +286,16 @@ static uint64_t harvest_ring(struct dirty *d, unsigned idx)
 }
 
 /* KVM stops resetting when a signal is pending (the vCPU kick): block it
- * meanwhile and go on until the ioctl has done all the work. */
-static void reset_rings(struct dirty *d)
+ * meanwhile and go on until the ioctl has done all the work. Returns the
+ * number of entries KVM reset, -1 if it is not known. */
+static int reset_rings(struct dirty *d)
 {
 	sigset_t all, old;
+	int r = -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < 1000; i++) {
-		int r = ioctl(d->vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+		r = ioctl(d->vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
 		if (r >= 0 || (errno != EINTR && errno != EAGAIN)) {
 			if (r < 0)
 				log_warn("KVM_RESET_DIRTY_RINGS: %s", strerror(errno));
@@ -284,6 +303,60 @@ static void reset_rings(struct dirty *d)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* With the lock held, after KVM overran a ring: entries were overwritten
+ * before Ember read them and their pages are lost, and KVM left those
+ * pages writable (only a reset re-protects a page). Start over: every
+ * page counts as dirty and logging is turned off and on again, which
+ * write-protects all of RAM. */
+static void rebaseline(struct dirty *d, unsigned idx, uint32_t lost)
+{
+	d->stats.ring_overruns++;
+	d->stats.ring_lost += lost;
+	if (d->stats.ring_overruns == 1)
+		log_warn("dirty ring of vCPU %u: KVM pushed past the end of the ring (%u entries overwritten "
+			 "unread; a kvm_pvm bug, docs/migration.md); every page counts as dirty again",
+			 idx, lost);
+	for (uint64_t i = 0; i < d->npages; i++)
+		__atomic_fetch_or(&d->acc[i >> 6], 1ull << (i & 63), __ATOMIC_RELAXED);
+	int r = set_logging(d, false);
+	if (!r)
+		r = set_logging(d, true);
+	if (r) {
+		log_error("re-arming dirty logging: %s; the dirty log is no longer complete", strerror(-r));
+		d->broken = true;
+	}
+}
+
+/* With the lock held: harvest ring idx and have KVM reset it, keeping track
+ * of KVM's reset index from the counts KVM_RESET_DIRTY_RINGS returns (only
+ * this ring has harvested entries not yet reset: every harvest is followed
+ * by a reset under the lock). KVM stops resetting at the first entry not
+ * flagged RESET; if that is short of Ember's fetch index, KVM overwrote an
+ * entry Ember had harvested (an overrun, see rebaseline()): harvest again
+ * from KVM's index. Returns the entries harvested. */
+static uint64_t harvest_and_reset(struct dirty *d, unsigned idx)
+{
+	struct dirty_ring *ring = &d->rings[idx];
+	uint64_t got = 0;
+	for (int tries = 0; tries < 4; tries++) {
+		got += harvest_ring(d, idx);
+		int r = reset_rings(d);
+		if (r < 0) {
+			ring->kvm_reset = ring->fetch;   /* unknown: trust our own index */
+			break;
+		}
+		ring->kvm_reset += (uint32_t)r;
+		if (ring->kvm_reset == ring->fetch)
+			break;
+		/* KVM's index behind ours: redo from there. */
+		ring->redo_until = ring->fetch;
+		ring->fetch = ring->kvm_reset;
+		rebaseline(d, idx, 0);
+	}
+	return got;
 }
 
 /* With the lock held: fetch region i's KVM bitmap into acc. */
@@ -321,11 +394,10 @@ int dirty_sync(struct dirty *d, uint64_t *out)
 	}
 	if (d->backend == DIRTY_RING) {
 		for (unsigned i = 0; i < d->nrings; i++) {
-			uint64_t got = harvest_ring(d, i);
+			uint64_t got = harvest_and_reset(d, i);
 			if (d->limit_pps && got)
 				throttle_charge(d, (int)i, got);
 		}
-		reset_rings(d);
 	} else {
 		for (int i = 0; i < d->vm->mem.nregions && !r; i++)
 			r = fetch_bitmap(d, i);
@@ -395,8 +467,7 @@ void dirty_stop(struct dirty *d)
 	if (d->active) {
 		if (d->backend == DIRTY_RING) {
 			for (unsigned i = 0; i < d->nrings; i++)
-				harvest_ring(d, i);
-			reset_rings(d);
+				harvest_and_reset(d, i);
 		}
 		int r = set_logging(d, false);
 		if (r)
@@ -453,11 +524,27 @@ void dirty_ring_full(struct dirty *d, struct vcpu *v)
 		return;
 	pthread_mutex_lock(&d->lock);
 	struct dirty_ring *ring = &d->rings[v->index];
-	uint64_t got = harvest_ring(d, v->index);
-	/* A full ring with nothing to harvest: KVM and Ember disagree about
-	 * the ring (seen on kvm_pvm after the ring wrapped under sustained
-	 * dirtying). Pages are being lost: say so, once; users of the log
-	 * check dirty_broken() before trusting a copy. */
+	uint64_t got = harvest_and_reset(d, v->index);
+	/* Full with nothing at our index, yet DIRTY entries further on: KVM
+	 * pushed more than the ring holds (entries past the soft limit without
+	 * exiting: kvm_pvm's CPL0 emulator), its reset then cleared the
+	 * entries it had just overwritten and our index points at one of them.
+	 * The vCPU is out of the guest, so its ring is still: step over the
+	 * gap (flag it RESET so KVM's reset passes it too) and go on. */
+	if (!got && ring->kvm_reset == ring->fetch) {
+		uint32_t gap = dirty_ring_gap(ring->gfns, d->ring_entries, ring->fetch);
+		if (gap && gap < d->ring_entries) {
+			for (uint32_t k = 0; k < gap; k++)
+				__atomic_store_n(&ring->gfns[(ring->fetch + k) & (d->ring_entries - 1)].flags,
+						 KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+			ring->redo_until = ring->fetch + gap;
+			rebaseline(d, v->index, gap);
+			got = harvest_and_reset(d, v->index);
+		}
+	}
+	/* Still nothing: KVM and Ember disagree about the ring in a way the
+	 * above does not explain. Pages are being lost: say so, once; users
+	 * of the log check dirty_broken() before trusting a copy. */
 	if (!got && ++ring->empty_full_exits == 64 && !d->broken) {
 		d->broken = true;
 		log_error("dirty ring of vCPU %u: KVM reports it full but publishes no entries (at %u); the dirty "
@@ -465,7 +552,6 @@ void dirty_ring_full(struct dirty *d, struct vcpu *v)
 	} else if (got) {
 		ring->empty_full_exits = 0;
 	}
-	reset_rings(d);
 	ring->full_exits++;
 	d->stats.ring_full_exits++;
 	if (d->limit_pps && got)

@@ -32,6 +32,8 @@ struct dirty_ring {
 	uint64_t full_exits;          /* KVM_EXIT_DIRTY_RING_FULL seen */
 	uint64_t allow_ns;            /* dirty limit: when this vCPU's budget is back to 0 */
 	uint64_t empty_full_exits;    /* in a row: full exits with nothing to harvest */
+	uint32_t kvm_reset;           /* KVM's reset index, from KVM_RESET_DIRTY_RINGS' counts */
+	uint32_t redo_until;          /* after an overrun: RESET entries before this are done */
 };
 
 struct dirty_stats {
@@ -41,6 +43,8 @@ struct dirty_stats {
 	uint64_t clear_ns;            /* KVM_CLEAR_DIRTY_LOG time since the last sync */
 	uint64_t bad_entries;         /* ring entries naming no RAM (ignored) */
 	uint64_t ring_full_exits;
+	uint64_t ring_overruns;       /* KVM pushed past the end of a ring (kvm_pvm) */
+	uint64_t ring_lost;           /* ring entries KVM overwrote before Ember read them */
 };
 
 struct dirty {
@@ -110,6 +114,13 @@ void dirty_set_limit(struct dirty *d, uint64_t bytes_per_s);
 
 const char *dirty_backend_name(enum dirty_backend b);
 int dirty_parse_choice(const char *s, enum dirty_choice *out);
+
+/* Ring entries, from index `fetch` on, that are neither DIRTY nor followed
+ * by nothing: the number of non-DIRTY entries before the next DIRTY one
+ * (0 if gfns[fetch] is DIRTY; entries if none is). With the vCPU out of the
+ * guest, a gap before a DIRTY entry means KVM overran the ring (see
+ * docs/migration.md, "The dirty ring on kvm_pvm"). */
+uint32_t dirty_ring_gap(const struct kvm_dirty_gfn *gfns, uint32_t entries, uint32_t fetch);
 
 /* Bitmap helpers. */
 static inline void bit_set(uint64_t *bm, uint64_t i) { bm[i >> 6] |= 1ull << (i & 63); }

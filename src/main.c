@@ -6,14 +6,18 @@
 #include <string.h>
 
 #include "cmd_cpu.h"
+#include "cmd_seccomp.h"
 #include "config.h"
 #include "control/control.h"
 #include "control/ctl.h"
+#include "host.h"
 #include "log.h"
 #include "migration/migrate.h"
 #include "migration/selftest.h"
 #include "migration/snapshot.h"
 #include "migration/vmsave.h"
+#include "sandbox/jail.h"
+#include "sandbox/sandbox.h"
 #include "test_runner.h"
 #include "version.h"
 #include "vm.h"
@@ -27,6 +31,7 @@ static void usage(FILE *f)
 		   "  cpu       show the guest CPU model and the MSRs saved (ember cpu --help)\n"
 		   "  test      run test kernels, each in its own VM, and summarize (ember test --help)\n"
 		   "  ctl       control a running VM through its --api-socket (ember ctl --help)\n"
+		   "  seccomp   list the system calls each kind of thread may make (ember seccomp --help)\n"
 		   "  version   print the version\n");
 }
 
@@ -36,12 +41,33 @@ static int cmd_run(int argc, char **argv)
 	int r = config_parse_run(argc, argv, &cfg);
 	if (r)
 		return r == 1 ? 0 : r;
+	/* Everything on the host is opened first, once: after the jail and
+	 * the filters nothing more can be (docs/threat-model.md). */
+	struct host_files files;
+	if ((r = host_files_open(&files, &cfg)))
+		return r;
+	cfg.files = &files;
 	/* The control socket outlives guest restarts: clients stay connected. */
 	struct control_server *ctl = NULL;
 	char err[512];
 	if (cfg.api_socket && control_open(cfg.api_socket, &ctl, err, sizeof(err))) {
 		fprintf(stderr, "ember: error: %s\n", err);
+		host_files_close(&files);
 		return EXIT_USAGE;
+	}
+	if (cfg.jail && jail_enter(cfg.jail, cfg.uid, cfg.gid, err, sizeof(err))) {
+		fprintf(stderr, "ember: error: %s\n", err);
+		control_close(ctl);
+		host_files_close(&files);
+		return EXIT_USAGE;
+	}
+	/* A VM built after the filters (a restart, the self-test's fresh VM)
+	 * needs what building takes on the main thread. */
+	bool rebuild = cfg.on_reboot == ON_REBOOT_RESTART || cfg.test_save_restore_ms;
+	if (sandbox_setup(cfg.seccomp, rebuild ? SANDBOX_REBUILD : 0)) {
+		control_close(ctl);
+		host_files_close(&files);
+		return EXIT_VMM_ERROR;
 	}
 	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
 	bool restore_next = false, first = true;
@@ -107,6 +133,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	selftest_free(&st);
 	control_close(ctl);
+	host_files_close(&files);
 	return r;
 }
 
@@ -126,6 +153,8 @@ int main(int argc, char **argv)
 		return cmd_test(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(cmd, "seccomp"))
+		return cmd_seccomp(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("ember %s\n", EMBER_VERSION);
 		return 0;

@@ -1,9 +1,11 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
@@ -22,9 +24,21 @@ int mem_create(struct guest_mem *m, uint64_t size)
 		close(fd);
 		return err;
 	}
-	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	/* Reserve guard + RAM + guard (+ slack to align RAM to 2 MiB, which
+	 * lets the host back it with huge pages), then map the memfd over the
+	 * middle. The guards stay PROT_NONE for the VM's life. */
+	uint64_t len = size + 2 * MEM_GUARD_SIZE + MEM_GUARD_SIZE;
+	uint8_t *res = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	uintptr_t at = ((uintptr_t)res + MEM_GUARD_SIZE + MEM_GUARD_SIZE - 1) & ~(uintptr_t)(MEM_GUARD_SIZE - 1);
+	void *host = mmap((void *)at, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0);
 	if (host == MAP_FAILED) {
 		int err = -errno;
+		munmap(res, len);
 		close(fd);
 		return err;
 	}
@@ -33,6 +47,8 @@ int mem_create(struct guest_mem *m, uint64_t size)
 	m->fd = fd;
 	m->host = host;
 	m->size = size;
+	m->reserved = res;
+	m->reserved_len = len;
 	uint64_t low = size < LAYOUT_MMIO_HOLE ? size : LAYOUT_MMIO_HOLE;
 	m->regions[0] = (struct mem_region){ .gpa = 0, .size = low, .offset = 0 };
 	m->nregions = 1;
@@ -45,11 +61,11 @@ int mem_create(struct guest_mem *m, uint64_t size)
 
 void mem_destroy(struct guest_mem *m)
 {
-	if (m->host)
-		munmap(m->host, m->size);
+	if (m->reserved)
+		munmap(m->reserved, m->reserved_len);
 	if (m->fd >= 0)
 		close(m->fd);
-	m->host = NULL;
+	m->host = m->reserved = NULL;
 	m->fd = -1;
 }
 
@@ -97,6 +113,12 @@ uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa)
 	return UINT64_MAX;
 }
 
+static void mark_offsets(uint64_t *log, uint64_t off, uint64_t last)
+{
+	for (uint64_t p = off >> 12; p <= last >> 12; p++)
+		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+}
+
 void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
@@ -106,8 +128,16 @@ void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	if (off == UINT64_MAX || last == UINT64_MAX)
 		return;
 	/* A range within one region (mem_ptr's rule), so offsets are linear. */
-	for (uint64_t p = off >> 12; p <= last >> 12; p++)
-		__atomic_fetch_or(&log[p >> 6], 1ull << (p & 63), __ATOMIC_RELEASE);
+	mark_offsets(log, off, last);
+}
+
+void mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len)
+{
+	uint64_t *log = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	uintptr_t a = (uintptr_t)p, base = (uintptr_t)m->host;
+	if (!log || !len || a < base || a - base >= m->size || len > m->size - (a - base))
+		return;
+	mark_offsets(log, a - base, a - base + len - 1);
 }
 
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len)
@@ -132,4 +162,70 @@ int mem_read(const struct guest_mem *m, void *dst, uint64_t gpa, size_t len)
 uint64_t mem_low_end(const struct guest_mem *m)
 {
 	return m->regions[0].gpa + m->regions[0].size;
+}
+
+int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off)
+{
+	const uint8_t *p = mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	*off = (uint64_t)(p - m->host);
+	return 0;
+}
+
+uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off)
+{
+	for (int i = 0; i < m->nregions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (off >= r->offset && off - r->offset < r->size)
+			return r->gpa + (off - r->offset);
+	}
+	return UINT64_MAX;
+}
+
+int mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+	if ((off | len) & 4095 || __builtin_add_overflow(off, len, &end) || end > m->size)
+		return -EINVAL;
+	if (m->fd < 0)
+		return -EBADF;
+	if (!len)
+		return 0;
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+uint64_t mem_resident(const struct guest_mem *m)
+{
+	struct stat st;
+	if (m->fd < 0 || fstat(m->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* lseek SEEK_DATA/SEEK_HOLE clamped to [off, end); ENXIO means "none". */
+static uint64_t seek_clamped(const struct guest_mem *m, uint64_t off, uint64_t end, int whence)
+{
+	if (off >= end)
+		return end;
+	if (m->fd < 0)
+		return whence == SEEK_DATA ? off : end;    /* no file: all data */
+	off_t r = lseek(m->fd, (off_t)off, whence);
+	if (r < 0 && errno == ENXIO && whence == SEEK_DATA)
+		return end;             /* no data after off */
+	if (r < 0)                      /* cannot tell: say "data", never skip */
+		return whence == SEEK_DATA ? off : end;
+	return (uint64_t)r < end ? (uint64_t)r : end;
+}
+
+uint64_t mem_next_data(const struct guest_mem *m, uint64_t off, uint64_t end)
+{
+	return seek_clamped(m, off, end, SEEK_DATA);
+}
+
+uint64_t mem_next_hole(const struct guest_mem *m, uint64_t off, uint64_t end)
+{
+	return seek_clamped(m, off, end, SEEK_HOLE);
 }

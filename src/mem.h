@@ -16,10 +16,17 @@ struct mem_region {
 	uint64_t offset;   /* offset into the memfd and into guest_mem.host */
 };
 
+/* Guard bytes of PROT_NONE address space below and above Ember's mapping
+ * of guest RAM: an access that escaped the checks below and ran off either
+ * edge faults instead of reading or writing Ember's own memory. */
+#define MEM_GUARD_SIZE (2ULL << 20)
+
 struct guest_mem {
 	int fd;                 /* memfd backing all of guest RAM */
 	uint8_t *host;          /* Ember's mapping of the whole memfd */
 	uint64_t size;          /* total RAM bytes */
+	uint8_t *reserved;      /* the whole reservation: guard, RAM, guard */
+	uint64_t reserved_len;
 	struct mem_region regions[MEM_MAX_REGIONS];
 	int nregions;
 	/* While dirty tracking runs: one bit per page (RAM offset / 4096) that
@@ -27,8 +34,8 @@ struct guest_mem {
 	uint64_t *dirty_log;
 };
 
-/* Create RAM of `size` bytes laid out around the 32-bit MMIO hole.
- * Returns 0 or -errno. */
+/* Create RAM of `size` bytes laid out around the 32-bit MMIO hole, mapped
+ * between two MEM_GUARD_SIZE guards (2 MiB aligned). Returns 0 or -errno. */
 int mem_create(struct guest_mem *m, uint64_t size);
 void mem_destroy(struct guest_mem *m);
 
@@ -40,6 +47,9 @@ void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
  * dirty tracking (snapshots, migration). Call after the write. Devices that
  * write guest RAM other than through mem_write must call this. */
 void mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for a host pointer into Ember's mapping of RAM (what a device
+ * holds after mem_ptr, e.g. in an iovec); ranges outside RAM are ignored. */
+void mem_mark_dirty_host(const struct guest_mem *m, const void *p, uint64_t len);
 
 /* The RAM offset (memfd offset) of gpa, or UINT64_MAX when gpa is not RAM. */
 uint64_t mem_offset(const struct guest_mem *m, uint64_t gpa);
@@ -54,5 +64,29 @@ bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
 /* The last guest-physical address + 1 of RAM below 4 GiB. */
 uint64_t mem_low_end(const struct guest_mem *m);
+
+/* Offset in the memfd of [gpa, gpa+len) when it is RAM inside one region;
+ * -EFAULT otherwise. */
+int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off);
+/* The guest-physical address of memfd offset off (< size). */
+uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off);
+
+/* Give the host memory behind memfd bytes [off, off+len) back: punch a
+ * hole (FALLOC_FL_PUNCH_HOLE), so the host frees the pages and the guest
+ * reads zeros there until it writes again. off and len 4 KiB multiples
+ * inside RAM; 0 or -errno. For a shared memfd this is what frees memory:
+ * MADV_DONTNEED only drops page-table entries (the file keeps the pages)
+ * and MADV_FREE is refused (EINVAL). */
+int mem_discard(const struct guest_mem *m, uint64_t off, uint64_t len);
+/* Bytes of guest RAM the host holds now: the memfd's allocated blocks
+ * (fstat st_blocks * 512), which is what discarding gives back. */
+uint64_t mem_resident(const struct guest_mem *m);
+/* The first memfd offset in [off, end) that holds data (lseek SEEK_DATA:
+ * no page is read or allocated); end when all of it is a hole. A hole
+ * reads as zeros, so a snapshot may skip it without reading it (reading
+ * would allocate the page). */
+uint64_t mem_next_data(const struct guest_mem *m, uint64_t off, uint64_t end);
+/* The first offset in [off, end) that is a hole (SEEK_HOLE); end if none. */
+uint64_t mem_next_hole(const struct guest_mem *m, uint64_t off, uint64_t end);
 
 #endif

@@ -56,6 +56,9 @@ enum test_verdict test_classify(int status, bool timed_out, double timeout_s, ch
 	case EXIT_VMM_ERROR:
 		snprintf(why, len, "ember failed (exit 6)");
 		return TEST_FAIL;
+	case EXIT_SECCOMP:
+		snprintf(why, len, "a seccomp filter stopped ember (exit 8): a system call it does not allow");
+		return TEST_FAIL;
 	default:
 		if (code & 1)
 			snprintf(why, len, "bad debug-exit code %d (exit %d)", code >> 1, code);

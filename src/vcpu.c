@@ -13,6 +13,7 @@
 #include "arch/x86/multiboot.h"
 #include "dirty.h"
 #include "log.h"
+#include "sandbox/sandbox.h"
 #include "vm.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -22,8 +23,14 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
+/* Once per process: a VM built after the seccomp filters (restart) needs
+ * no rt_sigaction. */
 static void install_kick_handler(void)
 {
+	static bool installed;
+	if (installed)
+		return;
+	installed = true;
 	struct sigaction sa = { .sa_handler = kick_handler };
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);   /* no SA_RESTART: KVM_RUN returns EINTR */
@@ -375,10 +382,6 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
-	char name[16];
-	snprintf(name, sizeof(name), "vcpu%u", v->index);
-	pthread_setname_np(pthread_self(), name);
-
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
@@ -394,6 +397,8 @@ static void *vcpu_thread(void *arg)
 				break;
 		}
 		if (!v->first_run_ns) {
+			if (v->index == 0 && vm->cfg->test_violate == THREAD_VCPU)
+				sandbox_test_violate(vm->cfg->test_violate_ioctl, vm->vm_fd);
 			v->first_run_ns = now_ns();
 			if (v->index == 0)
 				log_info("first KVM_RUN %.3f ms after start",
@@ -423,12 +428,18 @@ int vcpu_start(struct vcpu *v)
 {
 	sigset_t set, old;
 	sigfillset(&set);
-	/* The thread starts with everything blocked and unblocks the kick. */
+	/* The thread starts with everything blocked and unblocks the kick
+	 * (and SIGSYS, the seccomp report). It returns filtered. */
 	pthread_sigmask(SIG_SETMASK, &set, &old);
-	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	struct sandbox_fds fds = SANDBOX_NO_FDS;
+	fds.vm = v->vm->vm_fd;
+	fds.vcpu = v->fd;
+	int r = sandbox_thread_create(&v->thread, THREAD_VCPU, &fds, name, vcpu_thread, v);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
-		return -r;
+		return r;
 	v->started = true;
 	return 0;
 }

@@ -21,8 +21,8 @@ struct vcpu {
 	bool started;
 	uint64_t exits[VCPU_EXIT_REASONS];   /* by KVM_EXIT_* reason */
 	uint64_t first_run_ns;               /* when KVM_RUN was first entered */
-	struct kvm_lapic_state reset_lapic;  /* as created (virtual wire): a reset restores it */
 	uint64_t throttle_until_ns;          /* dirty limit: do not run before this */
+	struct kvm_lapic_state reset_lapic;  /* as created (virtual wire): a reset restores it */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

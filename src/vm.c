@@ -22,10 +22,12 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl.h"
+#include "host.h"
 #include "log.h"
 #include "migration/migrate.h"
 #include "migration/snapshot.h"
 #include "suspend.h"
+#include "sandbox/sandbox.h"
 #include "vcpu.h"
 #include "vm_pci.h"
 
@@ -91,14 +93,10 @@ static void warn_cpu_model(struct vm *vm)
 
 static int open_kvm(struct vm *vm)
 {
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (vm->kvm_fd < 0) {
-		fprintf(stderr, "ember: error: /dev/kvm: %s (is KVM enabled and do you have access?)\n",
-			strerror(errno));
-		return EXIT_VMM_ERROR;
-	}
-	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		fprintf(stderr, "ember: error: /dev/kvm: unsupported KVM API version\n");
+	if (vm->cfg->files) {
+		vm->kvm_fd = vm->cfg->files->kvm_fd;
+		vm->kvm_fd_borrowed = true;
+	} else if ((vm->kvm_fd = host_open_kvm()) < 0) {
 		return EXIT_VMM_ERROR;
 	}
 	vm->backend = kvm_backend_name();
@@ -321,6 +319,10 @@ int vm_pause(struct vm *vm)
 	if (r == 0 && was_running)
 		control_state_event(vm, VM_PAUSED);
 	pthread_mutex_unlock(&vm->lock);
+	/* Devices too: in-flight I/O lands in guest RAM now, before anyone
+	 * copies RAM or device state, and no new request starts. */
+	if (r == 0)
+		devstate_quiesce(&vm->devstate);
 	return r;
 }
 
@@ -331,6 +333,7 @@ int vm_resume(struct vm *vm)
 	if (vm->suspended) {
 		r = -EBUSY;             /* in S3: only the wake event (suspend.c) resumes */
 	} else if (vm->state == VM_PAUSED) {
+		devstate_resume(&vm->devstate);
 		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&vm->cond);
 		control_state_event(vm, VM_RUNNING);
@@ -341,13 +344,52 @@ int vm_resume(struct vm *vm)
 	return r;
 }
 
+/* --test-seccomp-violate: a forbidden call from a thread of the kind asked
+ * for, once that thread is filtered. */
+static void *violate_thread(void *opaque)
+{
+	struct vm *vm = opaque;
+	sandbox_test_violate(vm->cfg->test_violate_ioctl, vm->vm_fd);
+	return NULL;
+}
+
+/* Kinds with no thread of their own on this VM (I/O, migration) get one
+ * that only makes the call; it starts before main's filter, as a worker
+ * would, so only its own filter stands in the way. */
+static void violate_start(struct vm *vm)
+{
+	int kind = vm->cfg->test_violate;
+	if (kind == THREAD_IO || kind == THREAD_MIGRATION) {
+		pthread_t t;
+		struct sandbox_fds fds = SANDBOX_NO_FDS;
+		fds.vm = vm->vm_fd;
+		if (sandbox_thread_create(&t, (enum thread_kind)kind, &fds, sandbox_kind_name(kind),
+					  violate_thread, vm) == 0)
+			pthread_join(t, NULL);
+	}
+}
+
+/* Every thread of the VM is filtered: let the guest run. */
+static void vm_go(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_PAUSED) {
+		__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
+		pthread_cond_broadcast(&vm->cond);
+		control_state_event(vm, VM_RUNNING);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
 enum vm_stop_reason vm_run(struct vm *vm)
 {
 	int r = console_attach(vm);
 	if (r)
 		log_warn("console input unavailable: %s", strerror(-r));
-	__atomic_store_n(&vm->state, VM_RUNNING, __ATOMIC_SEQ_CST);
-	control_state_event(vm, VM_RUNNING);
+	/* The vCPU threads start parked (paused): each installs its seccomp
+	 * filter before vcpu_start returns, then this thread installs its
+	 * own, and only then does the first KVM_RUN happen. */
+	__atomic_store_n(&vm->state, VM_PAUSED, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if ((r = vcpu_start(vm->vcpus[i]))) {
 			log_error("starting vCPU %u: %s", i, strerror(-r));
@@ -355,6 +397,16 @@ enum vm_stop_reason vm_run(struct vm *vm)
 			break;
 		}
 	}
+	violate_start(vm);
+	struct sandbox_fds fds = SANDBOX_NO_FDS;
+	fds.kvm = vm->kvm_fd;
+	fds.vm = vm->vm_fd;
+	fds.api_dir = control_dir_fd(vm->control);
+	if (sandbox_enter(THREAD_MAIN, &fds, "main"))
+		vm_stop(vm, STOP_ERROR, EXIT_VMM_ERROR);
+	if (vm->cfg->test_violate == THREAD_MAIN)
+		sandbox_test_violate(vm->cfg->test_violate_ioctl, vm->vm_fd);
+	vm_go(vm);
 	r = loop_run(&vm->loop);
 	if (r)
 		vm_stop(vm, STOP_ERROR, EXIT_VMM_ERROR);
@@ -388,15 +440,15 @@ void vm_destroy(struct vm *vm)
 	fw_cfg_destroy(vm->fw_cfg);
 	pc_testdev_destroy(vm->testdev);
 	rtc_destroy(vm->rtc);
-	vm_suspend_destroy(vm);
 	devstate_free(&vm->devstate);
 	if (vm->dirty.vm)
 		dirty_destroy(&vm->dirty);
+	vm_suspend_destroy(vm);
 	mem_destroy(&vm->mem);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	guest_cpu_free(&vm->cpu);
-	if (vm->kvm_fd >= 0)
+	if (vm->kvm_fd >= 0 && !vm->kvm_fd_borrowed)
 		close(vm->kvm_fd);
 	loop_destroy(&vm->loop);
 	bus_destroy(&vm->pio);

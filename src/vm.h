@@ -13,6 +13,7 @@
 #include "config.h"
 #include "devices/pci.h"
 #include "dirty.h"
+#include "discard.h"
 #include "irq.h"
 #include "kvm_irq.h"
 #include "loop.h"
@@ -50,6 +51,7 @@ enum vm_stop_reason {
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
+	bool kvm_fd_borrowed;         /* cfg->files owns kvm_fd */
 	int vm_fd;
 	int run_size;                 /* mmap size of struct kvm_run */
 	const char *backend;          /* "kvm_pvm", "kvm_intel", "kvm_amd" */
@@ -78,6 +80,8 @@ struct vm {
 	struct virtio_dev *nets[CONFIG_MAX_NETS];
 	struct virtio_dev *rng;
 	struct pci_testdev *pci_testdev;  /* --pci-testdev */
+	struct virtio_dev *balloon;   /* --balloon */
+	struct discard_map discard;   /* guest RAM the balloon discarded (bits NULL: none) */
 
 	struct serial *serial;
 	struct acpi_pm *pm;

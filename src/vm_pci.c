@@ -7,7 +7,9 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
+#include "control/control.h"
 #include "devices/pci_testdev.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
@@ -39,11 +41,15 @@ static void intx_set(struct irq_line *line, int level)
 	pthread_mutex_unlock(&vm->intx_lock);
 }
 
-static int plug(struct vm *vm, struct virtio_dev *vd)
+/* Plug into the next slot and join the state registry (instance: the
+ * n-th device of its kind, as the command line orders them). */
+static int plug(struct vm *vm, struct virtio_dev *vd, unsigned instance)
 {
 	int r = pci_host_add(&vm->pci, &vd->pci);
 	if (r)
 		log_error("%s: no room on the PCI bus: %s", vd->name, strerror(-r));
+	else if ((r = devstate_register(&vm->devstate, virtio_state_ops(vd), instance, vd)))
+		log_error("%s: device state: %s", vd->name, strerror(-r));
 	return r;
 }
 
@@ -58,6 +64,42 @@ static struct virtio_env env_for(struct vm *vm)
 		.mem = &vm->mem, .loop = &vm->loop, .msi = &vm->kirq.sink, .ioev = &vm->kirq.ioev,
 		.intx = &vm->intx_pins[slot].line,
 	};
+}
+
+static void on_balloon_stats(void *opaque, const struct balloon_info *info)
+{
+	control_balloon_event(opaque, info);
+}
+
+static int create_balloon(struct vm *vm)
+{
+	const struct balloon_config *bc = &vm->cfg->balloon;
+	struct balloon_opts o = {
+		.size = bc->size, .deflate_on_oom = bc->deflate_on_oom, .reporting = bc->reporting,
+		.mode = bc->reporting_free ? BALLOON_FREE : BALLOON_DONTNEED,
+		.stats_interval = bc->stats_interval, .on_stats = on_balloon_stats, .opaque = vm,
+	};
+	int r = discard_init(&vm->discard, vm->mem.size);
+	if (r) {
+		log_error("virtio-balloon: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
+	struct virtio_env env = env_for(vm);
+	if ((r = virtio_balloon_create(&env, &o, &vm->discard, &vm->balloon))) {
+		log_error("virtio-balloon: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
+	/* Not in the state registry yet: a restored or migrated VM has no
+	 * balloon (the destination's command line does not carry one). */
+	int r2 = pci_host_add(&vm->pci, &vm->balloon->pci);
+	if (r2)
+		log_error("%s: no room on the PCI bus: %s", vm->balloon->name, strerror(-r2));
+	return r2 ? EXIT_VMM_ERROR : 0;
+}
+
+struct discard_map *balloon_discarded(struct vm *vm)
+{
+	return vm->balloon ? &vm->discard : NULL;
 }
 
 int vm_pci_create(struct vm *vm)
@@ -79,6 +121,10 @@ int vm_pci_create(struct vm *vm)
 		log_error("PCI host bridge: %s", strerror(-r));
 		return EXIT_VMM_ERROR;
 	}
+	if ((r = devstate_register(&vm->devstate, &pci_host_state_ops, 0, &vm->pci))) {
+		log_error("PCI host bridge state: %s", strerror(-r));
+		return EXIT_VMM_ERROR;
+	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		const struct disk_config *d = &cfg->disks[i];
 		struct blk_opts o = { .path = d->path, .readonly = d->readonly,
@@ -89,7 +135,7 @@ int vm_pci_create(struct vm *vm)
 			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
 			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
 		}
-		if (plug(vm, vm->disks[i]))
+		if (plug(vm, vm->disks[i], i))
 			return EXIT_VMM_ERROR;
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
@@ -101,7 +147,7 @@ int vm_pci_create(struct vm *vm)
 			fprintf(stderr, "ember: error: %s\n", err[0] ? err : strerror(-r));
 			return r == -ENOMEM ? EXIT_VMM_ERROR : EXIT_USAGE;
 		}
-		if (plug(vm, vm->nets[i]))
+		if (plug(vm, vm->nets[i], i))
 			return EXIT_VMM_ERROR;
 	}
 	if (cfg->rng) {
@@ -110,7 +156,7 @@ int vm_pci_create(struct vm *vm)
 			log_error("virtio-rng: %s", strerror(-r));
 			return EXIT_VMM_ERROR;
 		}
-		if (plug(vm, vm->rng))
+		if (plug(vm, vm->rng, 0))
 			return EXIT_VMM_ERROR;
 	}
 	if (cfg->pci_testdev) {
@@ -123,6 +169,8 @@ int vm_pci_create(struct vm *vm)
 			return EXIT_VMM_ERROR;
 		}
 	}
+	if (cfg->balloon.enabled && (r = create_balloon(vm)))
+		return r;
 	return 0;
 }
 
@@ -140,6 +188,9 @@ void vm_pci_destroy(struct vm *vm)
 	vm->rng = NULL;
 	pci_testdev_destroy(vm->pci_testdev);
 	vm->pci_testdev = NULL;
+	virtio_balloon_destroy(vm->balloon);
+	vm->balloon = NULL;
+	discard_free(&vm->discard);
 	if (vm->pci_ok)
 		pci_host_destroy(&vm->pci);
 	if (vm->kirq_ok)

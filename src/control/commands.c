@@ -139,6 +139,11 @@ static enum ctl_status cmd_status(void *opaque, const struct ctl_request *req, s
 	json_object_object_add(o, "uptime_ms", uptime_ms(vm));
 	json_object_object_add(o, "vcpus", json_object_new_int((int)vm->ncpus));
 	json_object_object_add(o, "memory_bytes", json_u64(vm->mem.size));
+	/* What the host holds for guest RAM now (the memfd's blocks). */
+	json_object_object_add(o, "memory_resident_bytes", json_u64(mem_resident(&vm->mem)));
+	json_object *balloon = balloon_status_json(vm);
+	if (balloon)
+		json_object_object_add(o, "balloon", balloon);
 	json_object_object_add(o, "backend", json_object_new_string(vm->backend ? vm->backend : "unknown"));
 	json_object_object_add(o, "kernel", json_object_new_string(vm->cfg->kernel));
 	json_object *devs = json_object_new_array();
@@ -459,6 +464,12 @@ static enum ctl_status cmd_help(void *opaque, const struct ctl_request *req, str
 	return CTL_OK;
 }
 
+static const struct ctl_arg balloon_set_args[] = {
+	{ "size", CTL_ARG_STRING, false, 1, 32, "the balloon's new size, e.g. 512M, 1G or 0 (ember ctl SOCK balloon set SIZE)" },
+	{ "bytes", CTL_ARG_INT, false, 0, INT64_MAX, "the same in bytes" },
+	{ 0 },
+};
+
 const struct ctl_command control_commands[] = {
 	{ "help", "list the commands and their arguments", NULL, cmd_help },
 	{ "status", "state, uptime, vCPUs, memory, devices, KVM backend", NULL, cmd_status },
@@ -468,6 +479,10 @@ const struct ctl_command control_commands[] = {
 	  shutdown_args, cmd_shutdown },
 	{ "quit", "stop the VM now", NULL, cmd_quit },
 	{ "stats", "vCPU exits by reason, device and bus counters", NULL, cmd_stats },
+	{ "balloon-set", "ask the guest for a balloon of this size (ember ctl SOCK balloon set SIZE)",
+	  balloon_set_args, cmd_balloon_set },
+	{ "balloon-stats", "balloon size, the guest's memory statistics, pages reported, bytes discarded, host memory of guest RAM",
+	  NULL, cmd_balloon_stats },
 	{ "snapshot", "pause, save the VM to a directory (state + memory), resume", snapshot_args, cmd_snapshot },
 	{ "migrate", "live-migrate the VM to `ember run --incoming URI`", migrate_args, cmd_migrate },
 	{ 0 },

@@ -18,6 +18,10 @@ int control_open(const char *path, struct control_server **out, char *err, size_
 /* Unlink the socket, disconnect everyone (after a last flush). NULL is ok. */
 void control_close(struct control_server *srv);
 
+/* The socket's directory (O_PATH), for removing it at exit under a
+ * seccomp filter or in a jail; -1 without a server. */
+int control_dir_fd(const struct control_server *srv);
+
 /* Serve clients on vm's loop; sets vm->control. Before vm_run. */
 int control_attach(struct control_server *srv, struct vm *vm);
 /* After vm_run has returned (vCPU threads joined): answer what waited for
@@ -31,5 +35,10 @@ void events_emit(struct control_server *srv, const char *name, struct json_objec
 /* The VM entered state (running, paused, stopping + its reason): emit the
  * "state" event. Thread-safe; no-op without a server. */
 void control_state_event(struct vm *vm, enum vm_state state);
+
+struct balloon_info;
+/* The balloon's guest statistics or size changed: emit "balloon-stats".
+ * Thread-safe; no-op without a server. */
+void control_balloon_event(struct vm *vm, const struct balloon_info *info);
 
 #endif

@@ -29,6 +29,7 @@ static void ctl_usage(FILE *f)
 {
 	fprintf(f, "usage: ember ctl [--json] [--timeout SECONDS] [--args JSON] SOCKET COMMAND [NAME=VALUE...]\n"
 		   "       ember ctl [--json] SOCKET watch\n"
+		   "       ember ctl [--json] SOCKET balloon set SIZE | balloon stats\n"
 		   "\n"
 		   "Sends COMMAND to the VM whose `ember run --api-socket SOCKET` is listening\n"
 		   "and prints the reply. `ember ctl SOCKET help` lists the commands.\n"
@@ -226,6 +227,49 @@ static void print_status(json_object *r)
 	}
 	if (json_object_get_boolean(get(r, "shutdown_pending")))
 		printf("shutdown: pending (power button pressed)\n");
+	if (get(r, "memory_resident_bytes"))
+		printf("resident: %" PRId64 " MiB of guest RAM held by the host\n", get_int(r, "memory_resident_bytes") >> 20);
+	json_object *b = get(r, "balloon");
+	if (b)
+		printf("balloon:  %" PRId64 " MiB (target %" PRId64 " MiB), reporting %s, %" PRId64 " MiB discarded now, %" PRId64 " MiB reported in all\n",
+		       get_int(b, "actual_bytes") >> 20, get_int(b, "target_bytes") >> 20, get_str(b, "free_page_reporting"),
+		       get_int(b, "discarded_bytes") >> 20, get_int(b, "reported_bytes") >> 20);
+}
+
+static void print_balloon_set(json_object *r)
+{
+	printf("balloon target: %" PRId64 " MiB (now %" PRId64 " MiB; the guest gets there on its own time)\n",
+	       get_int(r, "target_bytes") >> 20, get_int(r, "actual_bytes") >> 20);
+}
+
+static void print_balloon_stats(json_object *r)
+{
+	printf("balloon:   %" PRId64 " MiB, target %" PRId64 " MiB%s\n", get_int(r, "actual_bytes") >> 20,
+	       get_int(r, "target_bytes") >> 20, json_object_get_boolean(get(r, "driver_ok")) ? "" : " (no driver yet)");
+	json_object *f = get(r, "features");
+	printf("features: ");
+	if (f && json_object_is_type(f, json_type_object)) {
+		json_object_object_foreach(f, key, val)
+			printf(" %s=%s", key, json_object_get_boolean(val) ? "yes" : "no");
+	}
+	printf("\nreporting: %s\n", get_str(r, "free_page_reporting"));
+	json_object *g = get(r, "guest");
+	printf("guest:    ");
+	if (g && json_object_object_length(g)) {
+		json_object_object_foreach(g, key, val)
+			printf(" %s=%" PRId64, key, json_object_get_int64(val));
+	} else {
+		printf(" no statistics yet");
+	}
+	printf("\n");
+	json_object *e = get(r, "ember");
+	printf("ember:     %" PRId64 " reports, %" PRId64 " pages reported, %" PRId64 " pages inflated, %" PRId64 " deflated\n",
+	       get_int(e, "reports"), get_int(e, "reported_pages"), get_int(e, "inflated_pages"), get_int(e, "deflated_pages"));
+	printf("           %" PRId64 " MiB discarded now, %" PRId64 " MiB in all (%" PRId64 " ms), %" PRId64 " MiB kept (poison), %" PRId64 " refused\n",
+	       get_int(e, "discarded_bytes") >> 20, get_int(e, "discarded_bytes_total") >> 20, get_int(e, "discard_us") / 1000,
+	       get_int(e, "kept_bytes") >> 20, get_int(e, "refused"));
+	printf("host:      %" PRId64 " of %" PRId64 " MiB of guest RAM resident\n",
+	       get_int(e, "guest_memory_resident_bytes") >> 20, get_int(e, "guest_memory_bytes") >> 20);
 }
 
 static void print_stats(json_object *r)
@@ -347,6 +391,8 @@ static const struct {
 	{ "pause", print_state },
 	{ "resume", print_state },
 	{ "quit", print_state },
+	{ "balloon-set", print_balloon_set },
+	{ "balloon-stats", print_balloon_stats },
 };
 
 static void print_result(const char *command, json_object *result)
@@ -538,6 +584,22 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *path = argv[optind], *command = argv[optind + 1];
 	bool watching = !strcmp(command, "watch");
+	int first_arg = optind + 2;
+	const char *positional_size = NULL;
+	/* `balloon set SIZE` and `balloon stats` are balloon-set/balloon-stats. */
+	if (!strcmp(command, "balloon")) {
+		const char *sub = optind + 2 < argc ? argv[optind + 2] : "";
+		if (!strcmp(sub, "set") && optind + 3 < argc && !strchr(argv[optind + 3], '=')) {
+			command = "balloon-set";
+			positional_size = argv[optind + 3];
+			first_arg = optind + 4;
+		} else if (!strcmp(sub, "stats")) {
+			command = "balloon-stats";
+			first_arg = optind + 3;
+		} else {
+			return usage_fail("balloon %s: use 'balloon set SIZE' or 'balloon stats'", sub);
+		}
+	}
 
 	json_object *args = NULL;
 	if (args_json) {
@@ -550,7 +612,9 @@ int cmd_ctl(int argc, char **argv)
 	/* `snapshot DIR`, `migrate URI --downtime-limit MS --bandwidth MBPS`:
 	 * a positional argument and --name VALUE options become NAME=VALUE. */
 	const char *positional = !strcmp(command, "snapshot") ? "path" : !strcmp(command, "migrate") ? "uri" : NULL;
-	for (int i = optind + 2; i < argc; i++) {
+	if (positional_size)
+		json_object_object_add(args, "size", json_object_new_string(positional_size));
+	for (int i = first_arg; i < argc; i++) {
 		int bad = watching;
 		if (!bad && !strncmp(argv[i], "--", 2) && argv[i][2]) {
 			char spec[512];

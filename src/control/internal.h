@@ -46,6 +46,8 @@ struct shutdown_wait {
 
 struct control_server {
 	char *path;
+	int dir_fd;                  /* O_PATH: path's directory, to unlink the socket at exit */
+	const char *base;            /* path's last component */
 	dev_t dev;                   /* of the socket file we made */
 	ino_t ino;
 	int listen_fd;
@@ -76,6 +78,12 @@ extern const struct ctl_command control_commands[];
 
 /* Queue a reply/event object on one client; takes the reference. */
 void client_send(struct client *c, json_object *o);
+
+/* balloon.c: the balloon commands and the "balloon" member of status
+ * (NULL without a balloon). */
+enum ctl_status cmd_balloon_set(void *ctx, const struct ctl_request *req, struct ctl_reply *rep);
+enum ctl_status cmd_balloon_stats(void *ctx, const struct ctl_request *req, struct ctl_reply *rep);
+json_object *balloon_status_json(struct vm *vm);
 
 /* commands.c: a `shutdown` request arrived (timeout in seconds). */
 int shutdown_arm(struct control_server *srv, uint64_t timeout_ns);

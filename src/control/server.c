@@ -6,6 +6,7 @@
 #include "control/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,19 @@ static int open_listener(struct control_server *srv, const char *path, char *err
 	}
 	srv->dev = st.st_dev;
 	srv->ino = st.st_ino;
+	/* Removing the socket at exit goes through its directory: the path
+	 * may be out of reach by then (--jail), and the seccomp filter allows
+	 * unlinkat in this one directory only. */
+	const char *slash = strrchr(path, '/');
+	char dir[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	srv->dir_fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (srv->dir_fd < 0) {
+		e = errno;
+		unlink(path);
+		snprintf(err, errlen, "--api-socket %s: its directory: %s", path, strerror(e));
+		return -e;
+	}
 	return 0;
 }
 
@@ -447,9 +461,11 @@ int control_open(const char *path, struct control_server **out, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	srv->listen_fd = srv->event_fd = srv->work_fd = srv->shutdown_timer = -1;
+	srv->listen_fd = srv->event_fd = srv->work_fd = srv->shutdown_timer = srv->dir_fd = -1;
 	pthread_mutex_init(&srv->ev_lock, NULL);
 	srv->ev_tail = &srv->ev_head;
+	const char *slash = strrchr(srv->path, '/');
+	srv->base = slash ? slash + 1 : srv->path;
 	int r = open_listener(srv, path, err, errlen);
 	if (r) {
 		free(srv->path);
@@ -490,6 +506,11 @@ int control_attach(struct control_server *srv, struct vm *vm)
 	return 0;
 }
 
+int control_dir_fd(const struct control_server *srv)
+{
+	return srv ? srv->dir_fd : -1;
+}
+
 void control_detach(struct control_server *srv)
 {
 	struct vm *vm = srv ? srv->vm : NULL;
@@ -522,12 +543,15 @@ void control_close(struct control_server *srv)
 		srv->clients->dead = true;
 		client_free(srv->clients);
 	}
-	if (srv->path) {
+	if (srv->path && srv->dir_fd >= 0) {
 		/* Only the socket we made: someone may have replaced it. */
 		struct stat st;
-		if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
-			unlink(srv->path);
+		if (fstatat(srv->dir_fd, srv->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == srv->dev &&
+		    st.st_ino == srv->ino)
+			unlinkat(srv->dir_fd, srv->base, 0);
 	}
+	if (srv->dir_fd >= 0)
+		close(srv->dir_fd);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	if (srv->event_fd >= 0)

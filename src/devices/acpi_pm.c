@@ -247,4 +247,5 @@ static int pm_load(void *opaque, struct state_reader *r)
 	return 0;
 }
 
-const struct devstate_ops acpi_pm_state_ops = { "acpi-pm", 1, pm_save, pm_load };
+const struct devstate_ops acpi_pm_state_ops = { .name = "acpi-pm", .version = 1,
+						  .save = pm_save, .load = pm_load };

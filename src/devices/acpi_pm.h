@@ -65,12 +65,12 @@ extern const struct bus_ops acpi_pm_ops;
  * raises the SCI once the guest has set PWRBTN_EN. */
 void acpi_pm_press_power_button(struct acpi_pm *pm);
 
+/* Save/load of the registers and the timer (opaque = the acpi_pm). */
+extern const struct devstate_ops acpi_pm_state_ops;
 /* Is this wake event (ACPI_PM1_RTC, ACPI_PM1_PWRBTN) enabled in PM1_EN? */
 bool acpi_pm_wake_enabled(struct acpi_pm *pm, uint16_t event);
 /* Back from a sleep state because of event: sets its status bit and
  * WAK_STS. */
 void acpi_pm_wake(struct acpi_pm *pm, uint16_t event);
-/* Save/load of the registers and the timer (opaque = the acpi_pm). */
-extern const struct devstate_ops acpi_pm_state_ops;
 
 #endif

@@ -640,3 +640,118 @@ int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint6
 		return r;
 	return 0;
 }
+
+/* ---- State ---------------------------------------------------------------- */
+
+enum { T_SLOT, T_CFG, T_MSIX_TABLE, T_PBA, T_INTX };
+
+void pci_dev_save(struct pci_dev *d, struct state_writer *w, uint16_t tag0)
+{
+	struct pci_msix *m = &d->msix;
+	uint32_t table[PCI_MSIX_MAX * 4];
+	pthread_mutex_lock(&m->lock);
+	state_put_u32(w, tag0 + T_SLOT, d->slot);
+	state_put_blob(w, tag0 + T_CFG, d->cfg, PCI_CFG_BYTES);
+	for (unsigned i = 0; i < m->nvec; i++) {
+		table[i * 4] = m->table[i].addr_lo;
+		table[i * 4 + 1] = m->table[i].addr_hi;
+		table[i * 4 + 2] = m->table[i].data;
+		table[i * 4 + 3] = m->table[i].ctrl;
+	}
+	state_put_blob(w, tag0 + T_MSIX_TABLE, table, m->nvec * MSIX_ENTRY_SIZE);
+	state_put_u64(w, tag0 + T_PBA, m->pba);
+	state_put_u8(w, tag0 + T_INTX, d->intx_level);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int pci_dev_load(struct pci_dev *d, struct state_reader *r, uint16_t tag0)
+{
+	struct pci_msix *m = &d->msix;
+	uint8_t cfg[PCI_CFG_BYTES], intx;
+	uint32_t slot, table[PCI_MSIX_MAX * 4];
+	uint64_t pba;
+	int e;
+	if ((e = state_get_u32(r, tag0 + T_SLOT, &slot)) ||
+	    (e = state_get_blob(r, tag0 + T_CFG, cfg, sizeof(cfg))) ||
+	    (e = state_get_blob(r, tag0 + T_MSIX_TABLE, table, m->nvec * MSIX_ENTRY_SIZE)) ||
+	    (e = state_get_u64(r, tag0 + T_PBA, &pba)) || (e = state_get_u8(r, tag0 + T_INTX, &intx)))
+		return e;
+	if (slot != d->slot)
+		return state_fail(r, "%s is in slot %u here, %u in the stream", d->name, d->slot, slot);
+	for (unsigned i = 0; i < PCI_CFG_BYTES; i++) {
+		if (i == PCI_STATUS || i == PCI_STATUS + 1)
+			continue;       /* the interrupt bit follows the INTx level */
+		if ((cfg[i] ^ d->cfg[i]) & ~d->wmask[i])
+			return state_fail(r, "%s: read-only config byte 0x%02x is 0x%02x here, 0x%02x in the stream",
+					  d->name, i, d->cfg[i], cfg[i]);
+	}
+	if (d->host)
+		pthread_rwlock_wrlock(&d->host->lock);
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < PCI_CFG_BYTES; i++)
+		d->cfg[i] = (uint8_t)((d->cfg[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]));
+	d->intx_level = intx != 0;
+	if (d->intx_level)
+		d->cfg[PCI_STATUS] |= PCI_STATUS_INTERRUPT;
+	else
+		d->cfg[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
+	for (unsigned i = 0; i < m->nvec; i++) {
+		m->table[i].addr_lo = table[i * 4] & ~3u;
+		m->table[i].addr_hi = table[i * 4 + 1];
+		m->table[i].data = table[i * 4 + 2];
+		m->table[i].ctrl = table[i * 4 + 3] & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		m->dirty |= 1ULL << i;
+	}
+	m->pba = m->nvec ? pba & (m->nvec == 64 ? ~0ULL : (1ULL << m->nvec) - 1) : 0;
+	if (m->nvec) {
+		uint16_t flags = pci_cfg_get16(d, m->cap + PCI_MSIX_FLAGS);
+		m->enabled = flags & PCI_MSIX_FLAGS_ENABLE;
+		m->masked = flags & PCI_MSIX_FLAGS_MASKALL;
+		/* The routes now, not at the first message: KVM's table is
+		 * what the guest programmed on the source. */
+		for (unsigned i = 0; i < m->nvec; i++) {
+			uint64_t addr = (uint64_t)m->table[i].addr_hi << 32 | m->table[i].addr_lo;
+			if (!addr)
+				continue;
+			int err = m->sink->set(m->sink, m->handle[i], addr, m->table[i].data);
+			if (err)
+				log_warn("%s: MSI-X vector %u: route: %s", d->name, i, strerror(-err));
+			else
+				m->dirty &= ~(1ULL << i);
+		}
+		msix_flush_pending(m);
+	}
+	if (d->intx)
+		intx_update(d);
+	pthread_mutex_unlock(&m->lock);
+	/* BARs: decoded where the stream says if that is inside a window
+	 * (else not at all, as for a guest placing them there). */
+	update_mappings(d);
+	if (d->host)
+		pthread_rwlock_unlock(&d->host->lock);
+	return 0;
+}
+
+enum { T_CF8 = 1, T_BRIDGE = 0x10 };
+
+static int host_save(void *opaque, struct state_writer *w)
+{
+	struct pci_host *h = opaque;
+	state_put_u32(w, T_CF8, __atomic_load_n(&h->cf8, __ATOMIC_RELAXED));
+	pci_dev_save(&h->bridge, w, T_BRIDGE);
+	return 0;
+}
+
+static int host_load(void *opaque, struct state_reader *r)
+{
+	struct pci_host *h = opaque;
+	uint32_t cf8;
+	int e = state_get_u32(r, T_CF8, &cf8);
+	if (e)
+		return e;
+	__atomic_store_n(&h->cf8, cf8 & 0x80fffffcu, __ATOMIC_RELAXED);
+	return pci_dev_load(&h->bridge, r, T_BRIDGE);
+}
+
+const struct devstate_ops pci_host_state_ops = { .name = "pci-host", .version = 1,
+						 .save = host_save, .load = host_load };

@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "irq.h"
+#include "migration/devstate.h"
 #include "msi.h"
 
 #define PCI_SLOTS        32
@@ -139,6 +140,17 @@ void pci_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t val)
 bool pci_msix_enabled(struct pci_dev *d);
 void pci_msix_notify(struct pci_dev *d, unsigned vector);
 void pci_set_intx(struct pci_dev *d, bool level);
+
+/* Migration: a function's guest-visible state (config space, MSI-X table
+ * and PBA, INTx level) as fields tag0..tag0+4 of the open section. Loading
+ * checks the slot and every read-only byte against this function (a
+ * stream for another device is refused), takes only writable bits,
+ * re-decodes the BARs (doorbells move with them) and re-points every
+ * MSI-X route. The VM is paused; 0 or state_fail(). */
+void pci_dev_save(struct pci_dev *d, struct state_writer *w, uint16_t tag0);
+int pci_dev_load(struct pci_dev *d, struct state_reader *r, uint16_t tag0);
+/* "pci-host": the bridge's config space and the 0xcf8 address latch. */
+extern const struct devstate_ops pci_host_state_ops;
 
 static inline uint16_t pci_cfg_get16(const struct pci_dev *d, unsigned off)
 {

@@ -230,4 +230,5 @@ static int serial_load(void *opaque, struct state_reader *r)
 	return 0;
 }
 
-const struct devstate_ops serial_state_ops = { "serial", 1, serial_save, serial_load };
+const struct devstate_ops serial_state_ops = { .name = "serial", .version = 1,
+						 .save = serial_save, .load = serial_load };

@@ -77,3 +77,17 @@ const struct devstate_entry *devstate_missing(const struct devstate *ds)
 			return &ds->e[i];
 	return NULL;
 }
+
+void devstate_quiesce(struct devstate *ds)
+{
+	for (unsigned i = 0; i < ds->n; i++)
+		if (ds->e[i].ops->quiesce)
+			ds->e[i].ops->quiesce(ds->e[i].opaque);
+}
+
+void devstate_resume(struct devstate *ds)
+{
+	for (unsigned i = 0; i < ds->n; i++)
+		if (ds->e[i].ops->resume)
+			ds->e[i].ops->resume(ds->e[i].opaque);
+}

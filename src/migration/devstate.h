@@ -19,6 +19,12 @@ struct devstate_ops {
 	int (*save)(void *opaque, struct state_writer *w);
 	/* Read every field; r->version <= version. Fail with state_fail(). */
 	int (*load)(void *opaque, struct state_reader *r);
+	/* Optional: the VM was paused; finish in-flight work (push it to the
+	 * guest, so it is in RAM before the last dirty pass) and start none
+	 * until resume. */
+	void (*quiesce)(void *opaque);
+	/* Optional: the VM runs again; pick up what waited. */
+	void (*resume)(void *opaque);
 };
 
 struct devstate_entry {
@@ -41,6 +47,9 @@ int devstate_save(struct devstate *ds, struct state_writer *w);
 /* The entry for section r->name[r->instance]; -ENOENT (with r->msg) when
  * no device of that name exists, -EINVAL when loaded twice. */
 int devstate_load(struct devstate *ds, struct state_reader *r);
+/* Every entry's quiesce / resume hook, in registration order. */
+void devstate_quiesce(struct devstate *ds);
+void devstate_resume(struct devstate *ds);
 /* Before a load / after: NULL, or the first entry not loaded. */
 void devstate_reset_loaded(struct devstate *ds);
 const struct devstate_entry *devstate_missing(const struct devstate *ds);

@@ -117,6 +117,7 @@ struct sender {
 	uint8_t *buf;               /* VMSAVE_PAGES_MAX pages */
 	uint64_t batch[VMSAVE_PAGES_MAX];
 	unsigned nbatch;
+	bool sent_once;             /* the first pass is out */
 };
 
 static int flush_batch(struct sender *s)
@@ -154,13 +155,33 @@ static int send_dirty(struct sender *s, bool paused)
 			continue;
 		if (!paused)
 			dirty_rearm(&vm->dirty, s->dirty, base, n);
+		/* Holes in the memfd (discarded by the balloon, never written)
+		 * are zeros: never read (that would allocate them). The first
+		 * pass skips them, the destination's fresh RAM is zeros there;
+		 * later they go as zero pages. */
+		uint64_t hole[(REARM_CHUNK + 63) / 64 + 1] = { 0 };
+		for (uint64_t off = base * PAGE_SIZE, end = (base + n) * PAGE_SIZE; off < end;) {
+			uint64_t h = mem_next_hole(&vm->mem, off, end);
+			if (h >= end)
+				break;
+			uint64_t d = mem_next_data(&vm->mem, h, end);
+			for (uint64_t p = h / PAGE_SIZE; p < d / PAGE_SIZE; p++) {
+				if (s->sent_once)
+					hole[(p - base) / 64] |= 1ull << ((p - base) % 64);
+				else
+					s->dirty[p / 64] &= ~(1ull << (p % 64));
+			}
+			off = d;
+		}
 		for (uint64_t w = base / 64; w < (base + n + 63) / 64; w++) {
 			uint64_t bits = s->dirty[w];
 			s->dirty[w] = 0;
 			while (bits) {
 				unsigned b = (unsigned)__builtin_ctzll(bits);
 				bits &= bits - 1;
-				s->batch[s->nbatch++] = w * 64 + b;
+				uint64_t p = w * 64 + b;
+				bool is_hole = hole[(p - base) / 64] >> ((p - base) % 64) & 1;
+				s->batch[s->nbatch++] = p | (is_hole ? VMSAVE_PAGE_HOLE : 0);
 				if (s->nbatch == VMSAVE_PAGES_MAX) {
 					int r = flush_batch(s);
 					if (r)
@@ -169,6 +190,7 @@ static int send_dirty(struct sender *s, bool paused)
 			}
 		}
 	}
+	s->sent_once = true;
 	return flush_batch(s);
 }
 

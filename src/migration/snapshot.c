@@ -116,10 +116,28 @@ static int pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
+/* crc continued over len zero bytes. */
+static uint32_t crc_zeros(uint32_t crc, uint64_t len)
+{
+	static const uint8_t zero[SNAPSHOT_CHUNK];
+	while (len) {
+		uInt n = len < sizeof(zero) ? (uInt)len : (uInt)sizeof(zero);
+		crc = (uint32_t)crc32(crc, zero, n);
+		len -= n;
+	}
+	return crc;
+}
+
 struct snap_result {
 	uint64_t data_pages, pages_considered;
 	uint64_t pause_ns, total_ns, memory_ns;
 };
+
+struct snap_result;
+/* Pages [a, b) (all data in the memfd): those in `only` (all without it)
+ * that are not zero go to fd at their RAM offsets, in runs. */
+static int write_pages(int fd, const uint8_t *host, uint64_t a, uint64_t b, const uint64_t *only,
+		       struct snap_result *res);
 
 /* Writes RAM pages (all, or those in `only`) that are not zero into fd at
  * their RAM offsets, and the chunk checksums into crcs. */
@@ -145,25 +163,47 @@ static int write_memory(struct vm *vm, int fd, const uint64_t *only, uint32_t *c
 			crcs[c] = zero_crc(len);
 			continue;
 		}
-		const uint8_t *base = m->host + first * PAGE_SIZE;
-		crcs[c] = crc_buf(base, len);
-		uint64_t run = 0, run_len = 0;
-		for (uint64_t i = 0; i <= n; i++) {
-			bool w = i < n && (!only || bit_test(only, first + i)) && !page_zero(base + i * PAGE_SIZE);
-			res->pages_considered += i < n && (!only || bit_test(only, first + i));
-			if (w) {
-				if (!run_len)
-					run = i;
-				run_len++;
-				res->data_pages++;
-				continue;
-			}
-			if (run_len) {
-				int r = pwrite_all(fd, base + run * PAGE_SIZE, run_len * PAGE_SIZE, (first + run) * PAGE_SIZE);
-				if (r)
-					return r;
-				run_len = 0;
-			}
+		/* Holes inside the chunk too: the CRC takes zeros for them,
+		 * only the data parts are read. */
+		uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+		uint64_t off = first * PAGE_SIZE, end = off + len;
+		while (off < end) {
+			uint64_t d = mem_next_data(m, off, end);
+			crc = crc_zeros(crc, d - off);
+			if (d >= end)
+				break;
+			uint64_t h = mem_next_hole(m, d, end);
+			crc = (uint32_t)crc32(crc, m->host + d, (uInt)(h - d));
+			int r = write_pages(fd, m->host, d / PAGE_SIZE, h / PAGE_SIZE, only, res);
+			if (r)
+				return r;
+			off = h;
+		}
+		crcs[c] = crc;
+	}
+	return 0;
+}
+
+static int write_pages(int fd, const uint8_t *host, uint64_t a, uint64_t b, const uint64_t *only,
+		       struct snap_result *res)
+{
+	uint64_t run = 0, run_len = 0;
+	for (uint64_t p = a; p <= b; p++) {
+		bool in = p < b && (!only || bit_test(only, p));
+		bool w = in && !page_zero(host + p * PAGE_SIZE);
+		res->pages_considered += in;
+		if (w) {
+			if (!run_len)
+				run = p;
+			run_len++;
+			res->data_pages++;
+			continue;
+		}
+		if (run_len) {
+			int r = pwrite_all(fd, host + run * PAGE_SIZE, run_len * PAGE_SIZE, run * PAGE_SIZE);
+			if (r)
+				return r;
+			run_len = 0;
 		}
 	}
 	return 0;

@@ -119,6 +119,11 @@ int vm_save_pages(struct vm *vm, struct state_writer *w, const uint64_t *pages, 
 		return -EINVAL;
 	unsigned nd = 0;
 	for (unsigned i = 0; i < n; i++) {
+		if (pages[i] & VMSAVE_PAGE_HOLE) {
+			idx[i] = (pages[i] & ~VMSAVE_PAGE_HOLE) | PAGE_ZERO_FLAG;
+			(*zero_pages)++;
+			continue;
+		}
 		const uint8_t *p = vm->mem.host + pages[i] * 4096;
 		/* Copy first, test the copy: the guest may be writing the page. */
 		memcpy(data + (size_t)nd * 4096, p, 4096);
@@ -304,7 +309,11 @@ static int load_pages(void *opaque, struct state_reader *r)
 		memcpy(&v, (const uint8_t *)ip + i * 8, 8);
 		uint8_t *page = m->host + (v & ~PAGE_ZERO_FLAG) * 4096;
 		if (v & PAGE_ZERO_FLAG) {
-			memset(page, 0, 4096);
+			/* A hole reads as zeros and costs no memory (a fresh
+			 * destination's RAM is all holes: nothing to do then). */
+			uint64_t off = (v & ~PAGE_ZERO_FLAG) * 4096;
+			if (mem_next_data(m, off, off + 4096) < off + 4096 && mem_discard(m, off, 4096))
+				memset(page, 0, 4096);
 		} else {
 			memcpy(page, d, 4096);
 			d += 4096;
@@ -410,6 +419,14 @@ int vm_restore_create(struct vm_restore *rs)
 	rs->cfg.on_reboot = c->on_reboot;
 	rs->cfg.incoming = c->incoming;
 	rs->cfg.restore = c->restore;
+	/* Device backends are this host's (its disk paths, its taps): from
+	 * the command line; their guest-visible state comes from the stream,
+	 * which refuses a device set that differs. */
+	memcpy(rs->cfg.disks, c->disks, sizeof(c->disks));
+	rs->cfg.ndisks = c->ndisks;
+	memcpy(rs->cfg.nets, c->nets, sizeof(c->nets));
+	rs->cfg.nnets = c->nnets;
+	rs->cfg.rng = c->rng;
 	rs->cfg.from_state = true;
 	int r = vm_create(rs->target, &rs->cfg);
 	rs->create_status = r;

@@ -31,7 +31,11 @@ int vm_save_shape(struct vm *vm, struct state_writer *w);
 int vm_save_state(struct vm *vm, struct state_writer *w);
 /* One "pages" section: n pages (RAM page numbers) read from guest RAM now
  * through buf (VMSAVE_PAGES_MAX * 4096 bytes); all-zero pages go as a flag
- * without data and are counted in *zero_pages. */
+ * without data and are counted in *zero_pages. A page number with
+ * VMSAVE_PAGE_HOLE set is a hole in the memfd (balloon-discarded or never
+ * written): sent as a zero page without reading it (reading a hole
+ * allocates it). */
+#define VMSAVE_PAGE_HOLE (1ull << 62)
 int vm_save_pages(struct vm *vm, struct state_writer *w, const uint64_t *pages, unsigned n,
 		  uint8_t *buf, uint64_t *zero_pages);
 

@@ -53,3 +53,14 @@ run_vm() {
 	RC=0
 	timeout -k 5 "$t" "$EMBER" run "$@" </dev/null >"$out" 2>&1 || RC=$?
 }
+
+# wait_rc PID: wait for a background VM; WRC = its exit status (124 after
+# 120 s, when it is killed).
+wait_rc() {
+	local i
+	for i in $(seq 1200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$1" 2>/dev/null && kill -9 "$1"
+	WRC=0; wait "$1" || WRC=$?
+	[ "$i" = 1200 ] && WRC=124
+	return 0
+}

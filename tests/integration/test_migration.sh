@@ -45,15 +45,6 @@ start_src() {
 	for _ in $(seq 100); do grep -q "dirtyload: ready" "$TMP/$name.out" 2>/dev/null && return 0; sleep 0.1; done
 	return 1
 }
-# wait_rc PID: WRC = its exit status (124 after 120 s)
-wait_rc() {
-	local i
-	for i in $(seq 1200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$1" 2>/dev/null && kill -9 "$1"
-	WRC=0; wait "$1" || WRC=$?
-	[ "$i" = 1200 ] && WRC=124
-	return 0
-}
 guest_ok() {  # NAME RC OUT
 	if [ "$2" = 1 ] && grep -q "SUMMARY: 5 tests, 0 failures" "$3"; then pass "$1"
 	else fail "$1" "exit $2"; show "$3"; fi

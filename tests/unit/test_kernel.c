@@ -178,6 +178,40 @@ static uint64_t ram_total(const struct boot_e820_entry *t, int n)
 	return sum;
 }
 
+/* Regression (fuzz_boot): program headers and notes at offsets that are
+ * not aligned for them were read in place (undefined behaviour, caught by
+ * UBSan). The same image moved to an odd offset parses and loads alike. */
+static void test_elf_unaligned_headers(void **state)
+{
+	struct elf_image *e = make_elf(0x100000, 0x100000, true);
+	size_t shift = 5, size = sizeof(*e) + shift;
+	uint8_t *d = calloc(1, size);
+	memcpy(d, &e->eh, sizeof(e->eh));
+	memcpy(d + sizeof(e->eh) + shift, (uint8_t *)e + sizeof(e->eh), sizeof(*e) - sizeof(e->eh));
+	Elf64_Ehdr eh;
+	memcpy(&eh, d, sizeof(eh));
+	eh.e_phoff += shift;
+	memcpy(d, &eh, sizeof(eh));
+	for (unsigned i = 0; i < 2; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, d + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		ph.p_offset += shift;
+		memcpy(d + eh.e_phoff + i * sizeof(ph), &ph, sizeof(ph));
+	}
+	struct kernel_image k;
+	assert_int_equal(kernel_parse(d, size, &k, err, sizeof(err)), 0);
+	assert_true(k.entry == 0x100010);
+	assert_true(k.start_all_vcpus);
+	struct guest_mem m;
+	assert_int_equal(mem_create(&m, 16 << 20), 0);
+	uint64_t entry;
+	assert_int_equal(kernel_load(&k, &m, &entry, err, sizeof(err)), 0);
+	assert_int_equal(*(uint8_t *)mem_ptr(&m, 0x100000, 1), 0x90);
+	mem_destroy(&m);
+	free(d);
+	free(e);
+}
+
 static void test_e820(void **state)
 {
 	struct guest_mem m;
@@ -310,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_bzimage_parse),
 		cmocka_unit_test(test_elf_parse),
 		cmocka_unit_test(test_elf_load),
+		cmocka_unit_test(test_elf_unaligned_headers),
 		cmocka_unit_test(test_e820),
 		cmocka_unit_test(test_mem_checks),
 		cmocka_unit_test(test_boot_prepare),

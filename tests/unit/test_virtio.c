@@ -11,6 +11,7 @@
 
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtqueue.h"
+#include "migration/state.h"
 
 #define DESC  0x1000
 #define AVAIL 0x2000
@@ -232,6 +233,173 @@ static void test_transport_rng(void **state)
 	virtio_rng_destroy(vd);
 }
 
+/* An rng driven up to DRIVER_OK with queue 0 (16 entries) live. */
+static struct virtio_dev *rng_live(struct fake_sink *sink, struct irq_line *line)
+{
+	struct virtio_env env = { .mem = &mem, .msi = &sink->s, .intx = line };
+	struct virtio_dev *vd;
+	assert_int_equal(virtio_rng_create(&env, &vd), 0);
+	virtio_bar_write(vd, C(guest_feature_select), 4, 1);
+	virtio_bar_write(vd, C(guest_feature), 4, 1u << (VIRTIO_F_VERSION_1 - 32));
+	virtio_bar_write(vd, C(device_status), 1, 0x0b);
+	virtio_bar_write(vd, C(queue_size), 2, 16);
+	virtio_bar_write(vd, C(queue_desc_lo), 4, DESC);
+	virtio_bar_write(vd, C(queue_avail_lo), 4, AVAIL);
+	virtio_bar_write(vd, C(queue_used_lo), 4, USED);
+	virtio_bar_write(vd, C(queue_msix_vector), 2, 1);
+	virtio_bar_write(vd, C(queue_enable), 2, 1);
+	virtio_bar_write(vd, C(device_status), 1, 0x0f);
+	return vd;
+}
+
+static bool page_dirty(const uint64_t *log, uint64_t gpa)
+{
+	uint64_t p = mem_offset(&mem, gpa) >> 12;
+	return log[p >> 6] & (1ull << (p & 63));
+}
+
+/* Writes Ember makes into guest RAM (buffers, used ring) reach the dirty
+ * log that migration reads; pages nobody wrote stay clean. */
+static void test_dirty_writes(void **state)
+{
+	struct fake_sink sink = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+	struct irq_line line = { .set_level = line_set, .gsi = 16 };
+	uint64_t log[(1 << 20) / 4096 / 64] = { 0 };
+	memset(mem.host, 0, 1 << 20);
+	struct virtio_dev *vd = rng_live(&sink, &line);
+	/* A buffer across a page boundary: both pages. */
+	*desc(0) = (struct vring_desc){ BUF + 0x2ff0, 0x20, VRING_DESC_F_WRITE, 0 };
+	publish(0);
+	mem.dirty_log = log;
+	virtio_kick(vd, 0);
+	mem.dirty_log = NULL;
+	assert_int_equal(used()->idx, 1);
+	assert_true(page_dirty(log, USED));
+	assert_true(page_dirty(log, BUF + 0x2000));
+	assert_true(page_dirty(log, BUF + 0x3000));
+	assert_false(page_dirty(log, BUF + 0x1000));
+	assert_false(page_dirty(log, BUF + 0x4000));
+	assert_false(page_dirty(log, DESC));
+	assert_false(page_dirty(log, AVAIL));
+	/* Host pointers outside RAM are ignored, not marked. */
+	mem.dirty_log = log;
+	mem_mark_dirty_host(&mem, mem.host + mem.size, 1);
+	mem_mark_dirty_host(&mem, mem.host + mem.size - 1, 2);
+	mem.dirty_log = NULL;
+	virtio_rng_destroy(vd);
+}
+
+static int save_dev(struct virtio_dev *vd, struct state_buf *b)
+{
+	const struct devstate_ops *ops = virtio_state_ops(vd);
+	struct state_writer w;
+	memset(b, 0, sizeof(*b));
+	int r = state_writer_init(&w, state_buf_sink(b));
+	if (!r)
+		r = state_begin_section(&w, ops->name, 0, ops->version);
+	if (!r)
+		r = ops->save(vd, &w);
+	if (!r)
+		r = state_end_section(&w);
+	if (!r)
+		r = state_writer_finish(&w);
+	state_writer_destroy(&w);
+	return r;
+}
+
+static int load_dev(struct virtio_dev *vd, struct state_buf *b, char *err, size_t n)
+{
+	const struct devstate_ops *ops = virtio_state_ops(vd);
+	struct state_loader l = { ops->name, ops->version, ops->load, vd };
+	b->pos = 0;
+	return state_load(state_buf_source(b), &l, 1, err, n);
+}
+
+/* Save a live device, load into a fresh one: it carries on where the
+ * first stopped (indexes, vector), and the rings are re-mapped. */
+static void test_state_roundtrip(void **state)
+{
+	struct fake_sink sink = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+	struct irq_line line = { .set_level = line_set, .gsi = 16 };
+	memset(mem.host, 0, 1 << 20);
+	struct virtio_dev *a = rng_live(&sink, &line);
+	*desc(0) = (struct vring_desc){ BUF, 32, VRING_DESC_F_WRITE, 0 };
+	publish(0);
+	virtio_kick(a, 0);
+	assert_int_equal(used()->idx, 1);
+	struct state_buf b;
+	assert_int_equal(save_dev(a, &b), 0);
+
+	struct fake_sink sink2 = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+	struct virtio_env env = { .mem = &mem, .msi = &sink2.s, .intx = &line };
+	struct virtio_dev *c;
+	char err[256] = "";
+	assert_int_equal(virtio_rng_create(&env, &c), 0);
+	assert_int_equal(load_dev(c, &b, err, sizeof(err)), 0);
+	assert_int_equal(c->status, a->status);
+	assert_int_equal(c->guest_features, a->guest_features);
+	assert_true(c->vq[0].enabled);
+	assert_int_equal(c->vq[0].last_avail, 1);
+	assert_int_equal(c->vq[0].used_idx, 1);
+	assert_int_equal(c->queue_vector[0], 1);
+	assert_ptr_equal(c->vq[0].used, a->vq[0].used);
+	*desc(1) = (struct vring_desc){ BUF + 64, 16, VRING_DESC_F_WRITE, 0 };
+	publish(1);
+	virtio_kick(c, 0);
+	assert_int_equal(used()->idx, 2);
+	assert_int_equal(used()->ring[1].id, 1);
+	assert_int_equal(used()->ring[1].len, 16);
+	state_buf_free(&b);
+	virtio_rng_destroy(c);
+	virtio_rng_destroy(a);
+}
+
+enum hostile { H_QSIZE, H_RING, H_FEATURES, H_VECTOR, H_STATUS, H_READONLY_CFG, H_NQUEUES };
+
+/* A stream that names impossible or foreign state is refused. */
+static void test_state_hostile(void **state)
+{
+	static const char *const want[] = {
+		[H_QSIZE] = "queue 0: size", [H_RING] = "queue 0: size",
+		[H_FEATURES] = "not offered", [H_VECTOR] = "MSI-X vector",
+		[H_STATUS] = "out of range", [H_READONLY_CFG] = "read-only config byte",
+		[H_NQUEUES] = "queues in the stream",
+	};
+	for (unsigned h = H_QSIZE; h <= H_NQUEUES; h++) {
+		struct fake_sink sink = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+		struct irq_line line = { .set_level = line_set, .gsi = 16 };
+		memset(mem.host, 0, 1 << 20);
+		struct virtio_dev *a = rng_live(&sink, &line);
+		switch (h) {
+		case H_QSIZE: a->vq[0].size = 3; break;
+		case H_RING: a->vq[0].used_gpa = (1 << 20) - 8; break;
+		case H_FEATURES: a->guest_features |= 1ULL << 50; break;
+		case H_VECTOR: a->queue_vector[0] = 7; break;
+		case H_STATUS: a->status |= 0x20; break;
+		case H_READONLY_CFG: a->pci.cfg[PCI_DEVICE_ID] ^= 1; break;
+		case H_NQUEUES: a->nqueues = 2; a->vq[1] = a->vq[0]; a->vq[1].enabled = false; break;
+		}
+		struct state_buf b;
+		assert_int_equal(save_dev(a, &b), 0);
+		struct fake_sink sink2 = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+		struct virtio_env env = { .mem = &mem, .msi = &sink2.s, .intx = &line };
+		struct virtio_dev *c;
+		char err[256] = "";
+		assert_int_equal(virtio_rng_create(&env, &c), 0);
+		int r = load_dev(c, &b, err, sizeof(err));
+		if (r == 0 || !strstr(err, want[h]))
+			fail_msg("case %u: load returned %d, \"%s\" (wanted \"%s\")", h, r, err, want[h]);
+		assert_false(c->vq[0].enabled && h != H_READONLY_CFG);
+		state_buf_free(&b);
+		if (h == H_NQUEUES)
+			a->nqueues = 1;
+		if (h == H_READONLY_CFG)
+			a->pci.cfg[PCI_DEVICE_ID] ^= 1;
+		virtio_rng_destroy(c);
+		virtio_rng_destroy(a);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +408,9 @@ int main(void)
 		cmocka_unit_test(test_indirect),
 		cmocka_unit_test(test_start_checks),
 		cmocka_unit_test(test_transport_rng),
+		cmocka_unit_test(test_dirty_writes),
+		cmocka_unit_test(test_state_roundtrip),
+		cmocka_unit_test(test_state_hostile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

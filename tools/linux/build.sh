@@ -22,7 +22,9 @@
 #
 # The /init in the initramfs prints "EMBER-INIT: ..." lines to the console
 # (started, cpus=N, memtotal=N kB, loaded/failed/builtin MODULE, pci ..., virtio
-# ...); with ember.test=1 on the kernel command line it then powers off,
+# ...); with ember.balloon=MIB it fills MIB of tmpfs, frees it and waits 8 s
+# (balloon touched/freeing/freed/done); with ember.test=1 on the kernel
+# command line it then powers off,
 # otherwise it starts a shell on the console.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -405,6 +407,20 @@ for d in /sys/bus/virtio/devices/*; do
 	[ -r "$d/device" ] || continue
 	say "virtio ${d##*/} vendor=$(cat "$d/vendor") device=$(cat "$d/device")"
 done
+# ember.balloon=MIB (test_balloon.sh): fill MIB of tmpfs, free it and
+# give free page reporting (virtio_balloon) time; the host watches its side.
+B=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^ember\.balloon=\([0-9][0-9]*\)$/\1/p')
+if [ -n "$B" ]; then
+	mkdir -p /tmp/balloon
+	mount -t tmpfs -o size=$((B + 16))m tmpfs /tmp/balloon
+	dd if=/dev/zero of=/tmp/balloon/fill bs=1M count="$B" 2>/dev/null
+	say "balloon touched $B MiB, memfree=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo) kB"
+	say "balloon freeing"
+	rm -f /tmp/balloon/fill
+	say "balloon freed"
+	sleep 8
+	say "balloon done, memfree=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo) kB"
+fi
 case " $(cat /proc/cmdline) " in
 *" ember.test=1 "*)
 	say "powering off"

@@ -6,16 +6,22 @@
 
 #include "log.h"
 
+/* Looked up once: a jailed Ember no longer sees /sys. */
 const char *kvm_backend_name(void)
 {
 	static const char *const modules[] = { "kvm_pvm", "kvm_intel", "kvm_amd" };
+	static const char *name;
+	if (name)
+		return name;
 	char path[64];
-	for (unsigned i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+	for (unsigned i = 0; i < sizeof(modules) / sizeof(modules[0]) && !name; i++) {
 		snprintf(path, sizeof(path), "/sys/module/%s", modules[i]);
 		if (access(path, F_OK) == 0)
-			return modules[i];
+			name = modules[i];
 	}
-	return "kvm";
+	if (!name)
+		name = "kvm";
+	return name;
 }
 
 bool kvm_backend_is_hardware(const char *name)

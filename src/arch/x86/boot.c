@@ -13,6 +13,7 @@
 #include "arch/x86/kernel.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/multiboot.h"
+#include "host.h"
 
 static void e820_add(struct boot_e820_entry *t, int *n, int max, uint64_t addr, uint64_t size, uint32_t type)
 {
@@ -33,47 +34,6 @@ int e820_build(const struct guest_mem *m, struct boot_e820_entry *t, int max)
 	for (int i = 1; i < m->nregions; i++)
 		e820_add(t, &n, max, m->regions[i].gpa, m->regions[i].size, E820_RAM);
 	return n;
-}
-
-struct file_map {
-	const uint8_t *data;
-	size_t size;
-};
-
-static int map_file(const char *what, const char *path, struct file_map *f, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -errno;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s %s: not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	if (st.st_size == 0) {
-		snprintf(err, errlen, "%s %s: file is empty", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -errno;
-	}
-	f->data = p;
-	f->size = (size_t)st.st_size;
-	return 0;
-}
-
-static void unmap_file(struct file_map *f)
-{
-	if (f->data)
-		munmap((void *)f->data, f->size);
-	f->data = NULL;
 }
 
 void boot_write_page_tables(const struct guest_mem *m)
@@ -99,6 +59,21 @@ void boot_write_gdt32(const struct guest_mem *m)
 	/* null, null, 32-bit code (0x10), data (0x18), 32-bit TSS (0x20) */
 	uint64_t gdt[5] = { 0, 0, 0x00cf9b000000ffffULL, 0x00cf93000000ffffULL, 0x00808b0000000067ULL };
 	mem_write(m, LAYOUT_BOOT_GDT, gdt, sizeof(gdt));
+}
+
+/* The kernel or initrd: the process's mapping when `ember run` opened it
+ * (borrowed), else mapped here. */
+static int boot_file(const struct vm_config *cfg, const char *what, struct file_map *f, char *err,
+		     size_t errlen)
+{
+	bool kernel = !strcmp(what, "kernel");
+	if (cfg->files) {
+		*f = kernel ? cfg->files->kernel : cfg->files->initrd;
+		f->owned = false;
+		if (f->data)
+			return 0;
+	}
+	return map_file(what, kernel ? cfg->kernel : cfg->initrd, f, err, errlen);
 }
 
 static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
@@ -132,7 +107,7 @@ static int boot_multiboot(const struct guest_mem *m, const struct vm_config *cfg
 	snprintf(cmdline, len, "%s%s%s", cfg->kernel, *cfg->cmdline ? " " : "", cfg->cmdline);
 	struct mb_boot_args args = { .cmdline = cmdline };
 	if (cfg->initrd) {
-		if (map_file("initrd", cfg->initrd, &rf, err, errlen))
+		if (boot_file(cfg, "initrd", &rf, err, errlen))
 			goto out;
 		args.module = rf.data;
 		args.module_size = rf.size;
@@ -205,7 +180,7 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 	int ret = EXIT_USAGE;
 
 	memset(out, 0, sizeof(*out));
-	if (map_file("kernel", cfg->kernel, &kf, err, errlen))
+	if (boot_file(cfg, "kernel", &kf, err, errlen))
 		return EXIT_USAGE;
 	/* A bzImage may carry stray magic; anything else with a multiboot
 	 * header boots through it. */
@@ -248,7 +223,7 @@ int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct 
 	bp->hdr.cmdline_size = (uint32_t)cmdmax;
 
 	if (cfg->initrd) {
-		if (map_file("initrd", cfg->initrd, &rf, err, errlen))
+		if (boot_file(cfg, "initrd", &rf, err, errlen))
 			goto out;
 		uint64_t addr;
 		if (place_initrd(m, &k, rf.size, &addr, why, sizeof(why))) {

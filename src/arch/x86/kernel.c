@@ -45,13 +45,24 @@ static int parse_bzimage(const uint8_t *d, size_t size, struct kernel_image *k, 
 	return 0;
 }
 
+/* ELF structures are copied out of the file, never read in place: the
+ * file's offsets (e_phoff, a note's) need not be aligned for them. */
+static Elf64_Phdr phdr(const uint8_t *d, const Elf64_Ehdr *eh, unsigned i)
+{
+	Elf64_Phdr p;
+	memcpy(&p, d + eh->e_phoff + (size_t)i * sizeof(p), sizeof(p));
+	return p;
+}
+
 static bool has_start_note(const uint8_t *d, size_t size, uint64_t off, uint64_t len)
 {
 	uint64_t end;
 	if (__builtin_add_overflow(off, len, &end) || end > size)
 		return false;
 	while (off + sizeof(Elf64_Nhdr) <= end) {
-		const Elf64_Nhdr *n = (const void *)(d + off);
+		Elf64_Nhdr nh;
+		memcpy(&nh, d + off, sizeof(nh));
+		const Elf64_Nhdr *n = &nh;
 		uint64_t name_off = off + sizeof(*n);
 		uint64_t desc_off = name_off + ((n->n_namesz + 3ULL) & ~3ULL);
 		uint64_t next = desc_off + ((n->n_descsz + 3ULL) & ~3ULL);
@@ -67,9 +78,11 @@ static bool has_start_note(const uint8_t *d, size_t size, uint64_t off, uint64_t
 
 static int parse_elf64(const uint8_t *d, size_t size, struct kernel_image *k, char *err, size_t errlen)
 {
-	const Elf64_Ehdr *eh = (const void *)d;
+	Elf64_Ehdr ehdr;
+	const Elf64_Ehdr *eh = &ehdr;
 	if (size < sizeof(*eh))
 		return fail("ELF header truncated");
+	memcpy(&ehdr, d, sizeof(ehdr));
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64)
 		return fail("ELF is not 64-bit (32-bit ELF needs multiboot)");
 	if (eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_X86_64)
@@ -79,12 +92,11 @@ static int parse_elf64(const uint8_t *d, size_t size, struct kernel_image *k, ch
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
 	    eh->e_phoff > size || (size - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum)
 		return fail("ELF program headers out of the file");
-	const Elf64_Phdr *ph = (const void *)(d + eh->e_phoff);
 	uint64_t lo = UINT64_MAX, hi = 0;
 	bool entry_found = false;
 	k->entry = eh->e_entry;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *p = &ph[i];
+		const Elf64_Phdr ph = phdr(d, eh, i), *p = &ph;
 		if (p->p_type == PT_NOTE && has_start_note(d, size, p->p_offset, p->p_filesz))
 			k->start_all_vcpus = true;
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
@@ -156,10 +168,10 @@ int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_
 		*entry = k->entry;
 		return 0;
 	}
-	const Elf64_Ehdr *eh = (const void *)k->data;
-	const Elf64_Phdr *ph = (const void *)(k->data + eh->e_phoff);
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *p = &ph[i];
+	Elf64_Ehdr eh;
+	memcpy(&eh, k->data, sizeof(eh));
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		const Elf64_Phdr ph = phdr(k->data, &eh, i), *p = &ph;
 		if (p->p_type != PT_LOAD || p->p_memsz == 0)
 			continue;
 		uint8_t *dst = mem_ptr(m, p->p_paddr, p->p_memsz);

@@ -150,6 +150,12 @@ static void finish(struct vblk *b, struct blk_req *q, uint8_t status)
 	uint32_t used = 1;
 	if (status == VIRTIO_BLK_S_OK && (q->r.type == VIRTIO_BLK_T_IN || q->r.type == VIRTIO_BLK_T_GET_ID))
 		used += q->used_len;
+	/* Read data (io_uring wrote it straight into guest RAM) and the
+	 * status byte: pages a migration must send again. A failed read may
+	 * have written part of the buffers: mark them all. */
+	if (q->r.type == VIRTIO_BLK_T_IN || q->r.type == VIRTIO_BLK_T_GET_ID)
+		vq_mark_written(&b->vd.vq[0], q->r.data, q->r.ndata, q->r.data_len);
+	mem_mark_dirty_host(b->vd.mem, q->r.status, 1);
 	if (!b->vd.broken) {
 		vq_push(&b->vd.vq[0], q->e.head, used);
 		b->pushed = true;
@@ -319,7 +325,8 @@ static void on_completion(void *opaque, uint32_t events)
 	pthread_mutex_lock(&b->vd.lock);
 	unsigned before = b->nfree;
 	reap(b);
-	bool live = (b->vd.status & VIRTIO_CONFIG_S_DRIVER_OK) && !b->vd.broken && b->vd.vq[0].enabled;
+	bool live = (b->vd.status & VIRTIO_CONFIG_S_DRIVER_OK) && !b->vd.broken && b->vd.vq[0].enabled &&
+		    !b->vd.quiesced;
 	if (live && before == 0 && b->nfree)
 		run_queue(b);           /* chains were waiting for a free slot */
 	else if (b->pushed && live) {
@@ -330,14 +337,10 @@ static void on_completion(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&b->vd.lock);
 }
 
-/* Wait for everything in flight; nothing goes back to the (old) rings. */
-static void drain(struct vblk *b)
+/* Complete everything in flight. */
+static void wait_inflight(struct vblk *b)
 {
-	if (!b->ring_ok)
-		return;
-	bool was = b->vd.broken;
-	b->vd.broken = true;            /* finish() must not push */
-	while (b->inflight) {
+	while (b->ring_ok && b->inflight) {
 		struct io_uring_cqe *cqe;
 		int r = io_uring_wait_cqe(&b->ring, &cqe);
 		if (r < 0 && r != -EINTR) {
@@ -346,8 +349,57 @@ static void drain(struct vblk *b)
 		}
 		reap(b);
 	}
+}
+
+/* Wait for everything in flight; nothing goes back to the (old) rings. */
+static void drain(struct vblk *b)
+{
+	if (!b->ring_ok)
+		return;
+	bool was = b->vd.broken;
+	b->vd.broken = true;            /* finish() must not push */
+	wait_inflight(b);
 	b->vd.broken = was;
 	b->pushed = false;
+}
+
+/* The VM paused for a save: requests in flight complete into the used
+ * ring (and guest RAM, marked dirty) now, so the state holds none. */
+static void blk_quiesce(struct virtio_dev *vd)
+{
+	struct vblk *b = vd->backend;
+	wait_inflight(b);
+	if (b->pushed && (vd->status & VIRTIO_CONFIG_S_DRIVER_OK) && !vd->broken)
+		virtio_queue_interrupt(vd, 0);
+	b->pushed = false;
+}
+
+enum { T_CAPACITY = VIRTIO_STATE_BACKEND, T_READONLY };
+
+static int blk_save(struct virtio_dev *vd, struct state_writer *w)
+{
+	struct vblk *b = vd->backend;
+	if (b->inflight)
+		return -EBUSY;          /* not quiesced: the stream would lose requests */
+	state_put_u64(w, T_CAPACITY, b->sectors);
+	state_put_u8(w, T_READONLY, b->readonly);
+	return 0;
+}
+
+static int blk_load(struct virtio_dev *vd, struct state_reader *r)
+{
+	struct vblk *b = vd->backend;
+	uint64_t sectors;
+	uint8_t ro;
+	int e;
+	if ((e = state_get_u64(r, T_CAPACITY, &sectors)) || (e = state_get_u8(r, T_READONLY, &ro)))
+		return e;
+	/* The driver sized its view of the disk on the source. */
+	if (sectors != b->sectors || !ro != !b->readonly)
+		return state_fail(r, "the disk has %llu sectors%s here, %llu%s in the stream",
+				  (unsigned long long)b->sectors, b->readonly ? " (read-only)" : "",
+				  (unsigned long long)sectors, ro ? " (read-only)" : "");
+	return 0;
 }
 
 static void blk_reset(struct virtio_dev *vd)
@@ -355,7 +407,8 @@ static void blk_reset(struct virtio_dev *vd)
 	drain(vd->backend);
 }
 
-static const struct virtio_ops blk_ops = { .notify = blk_notify, .reset = blk_reset };
+static const struct virtio_ops blk_ops = { .notify = blk_notify, .reset = blk_reset, .quiesce = blk_quiesce,
+					  .save = blk_save, .load = blk_load };
 
 static int open_image(struct vblk *b, const struct blk_opts *o, char *err, size_t errlen)
 {

@@ -63,8 +63,8 @@ static void rx(struct vnet *n)
 	struct iovec iov[NET_IOV_MAX];
 	struct vq_elem e;
 	bool pushed = false;
-	if (!(vd->status & VIRTIO_CONFIG_S_DRIVER_OK) || vd->broken || !vq->enabled) {
-		rx_watch(n, false);
+	if (!(vd->status & VIRTIO_CONFIG_S_DRIVER_OK) || vd->broken || !vq->enabled || vd->quiesced) {
+		rx_watch(n, false);     /* resume (or a kick) turns it back on */
 		return;
 	}
 	for (;;) {
@@ -95,6 +95,9 @@ static void rx(struct vnet *n)
 			break;
 		}
 		set_num_buffers(&e);
+		/* The frame and the header (num_buffers even past a short frame). */
+		vq_mark_written(vq, iov, e.nin, (uint64_t)got > sizeof(struct virtio_net_hdr_mrg_rxbuf) ?
+				(uint64_t)got : sizeof(struct virtio_net_hdr_mrg_rxbuf));
 		vq_push(vq, e.head, (uint32_t)got);
 		pushed = true;
 	}
@@ -152,15 +155,46 @@ static void on_tap(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&n->vd.lock);
 }
 
-static void net_activate(struct virtio_dev *vd)
+static void set_offload(struct vnet *n)
 {
-	struct vnet *n = vd->backend;
 	unsigned off = 0;
-	if (virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM))
+	if (virtio_has_feature(&n->vd, VIRTIO_NET_F_GUEST_CSUM))
 		off |= TUN_F_CSUM;
 	if (ioctl(n->tap, TUNSETOFFLOAD, off) < 0)
-		log_warn("%s: TUNSETOFFLOAD on %s: %s", vd->name, n->name, strerror(errno));
-	rx_watch(n, true);
+		log_warn("%s: TUNSETOFFLOAD on %s: %s", n->vd.name, n->name, strerror(errno));
+}
+
+static void net_activate(struct virtio_dev *vd)
+{
+	set_offload(vd->backend);
+	rx_watch(vd->backend, true);
+}
+
+/* The MAC the driver read on the source stays the guest's; the tap is
+ * whatever this side was given (its name is only a record). */
+enum { T_MAC = VIRTIO_STATE_BACKEND, T_TAP };
+
+static int net_save(struct virtio_dev *vd, struct state_writer *w)
+{
+	struct vnet *n = vd->backend;
+	state_put_blob(w, T_MAC, n->cfg.mac, sizeof(n->cfg.mac));
+	state_put_blob(w, T_TAP, n->name, strnlen(n->name, sizeof(n->name)));
+	return 0;
+}
+
+static int net_load(struct virtio_dev *vd, struct state_reader *r)
+{
+	struct vnet *n = vd->backend;
+	uint8_t mac[sizeof(n->cfg.mac)];
+	const void *tap;
+	size_t len;
+	int e;
+	if ((e = state_get_blob(r, T_MAC, mac, sizeof(mac))) || (e = state_get_blob_ref(r, T_TAP, &tap, &len)))
+		return e;
+	if (len >= IFNAMSIZ)
+		return state_fail(r, "tap name of %zu bytes", len);
+	memcpy(n->cfg.mac, mac, sizeof(mac));
+	return 0;
 }
 
 static void net_reset(struct virtio_dev *vd)
@@ -169,7 +203,7 @@ static void net_reset(struct virtio_dev *vd)
 }
 
 static const struct virtio_ops net_ops = { .notify = net_notify, .activate = net_activate,
-					   .reset = net_reset };
+					   .reset = net_reset, .save = net_save, .load = net_load };
 
 static int open_tap(struct vnet *n, const char *name, char *err, size_t errlen)
 {

@@ -30,6 +30,13 @@ static void config_interrupt(struct virtio_dev *vd)
 	}
 }
 
+void virtio_config_changed(struct virtio_dev *vd)
+{
+	vd->config_generation++;
+	if (vd->status & VIRTIO_CONFIG_S_DRIVER_OK)
+		config_interrupt(vd);
+}
+
 void virtio_set_broken(struct virtio_dev *vd, const char *why)
 {
 	vd->bad_requests++;
@@ -68,7 +75,7 @@ void virtio_kick(struct virtio_dev *vd, unsigned q)
 	if (q >= vd->nqueues)
 		return;
 	pthread_mutex_lock(&vd->lock);
-	if (running(vd) && vd->vq[q].enabled)
+	if (running(vd) && vd->vq[q].enabled && !vd->quiesced)
 		vd->ops->notify(vd, q);
 	pthread_mutex_unlock(&vd->lock);
 }

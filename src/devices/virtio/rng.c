@@ -29,6 +29,7 @@ static void rng_notify(struct virtio_dev *vd, unsigned q)
 				if ((size_t)n < want)
 					break;
 			}
+			vq_mark_written(vq, iov + e.nout, e.nin, done);
 			vq_push(vq, e.head, (uint32_t)done);
 			pushed = true;
 		}

@@ -18,6 +18,7 @@
 
 #include "devices/pci.h"
 #include "devices/virtio/virtqueue.h"
+#include "migration/devstate.h"
 #include "loop.h"
 #include "mem.h"
 #include "msi.h"
@@ -55,7 +56,15 @@ struct virtio_ops {
 	void (*reset)(struct virtio_dev *vd);
 	/* Device config write (vd->lock held); NULL = read-only config. */
 	void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size, uint64_t val);
+	/* Migration, all optional (vd->lock held). quiesce: the VM paused:
+	 * finish in-flight requests and push them to the used ring. save /
+	 * load: the backend's own fields (tags from VIRTIO_STATE_BACKEND). */
+	void (*quiesce)(struct virtio_dev *vd);
+	int (*save)(struct virtio_dev *vd, struct state_writer *w);
+	int (*load)(struct virtio_dev *vd, struct state_reader *r);
 };
+
+#define VIRTIO_STATE_BACKEND 0x400
 
 struct virtio_dev {
 	struct pci_dev pci;
@@ -69,6 +78,7 @@ struct virtio_dev {
 	uint32_t dfselect, gfselect;
 	uint8_t status;
 	bool broken;                     /* DEVICE_NEEDS_RESET */
+	bool quiesced;                   /* the VM is paused: kicks wait for resume */
 	uint8_t config_generation;
 	uint16_t msix_config;
 	uint16_t queue_select;
@@ -126,6 +136,16 @@ void virtio_queue_interrupt(struct virtio_dev *vd, unsigned q);
  * (vd->lock held). */
 void virtio_set_broken(struct virtio_dev *vd, const char *why);
 bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
+/* The device changed its configuration: new config_generation and, once
+ * the driver is running, a configuration change interrupt (vd->lock held). */
+void virtio_config_changed(struct virtio_dev *vd);
+
+/* Migration (state.c): the section of a virtio device ("virtio-blk",
+ * "virtio-net", "virtio-rng"; opaque = the virtio_dev): PCI function,
+ * transport (status, features, queues with their indexes and vectors) and
+ * the backend's fields. Loading checks every value against this device
+ * and re-maps the rings through the checked path. */
+const struct devstate_ops *virtio_state_ops(const struct virtio_dev *vd);
 
 /* The BAR 0 handlers (for tests; the PCI host calls them). */
 uint64_t virtio_bar_read(void *opaque, uint64_t off, unsigned size);

@@ -163,6 +163,18 @@ void vq_push(struct virtq *vq, uint16_t head, uint32_t len)
 	__atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
 	vq->used_idx++;
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	/* KVM does not see Ember's writes: the migration must. */
+	mem_mark_dirty_host(vq->mem, u, sizeof(*u));
+	mem_mark_dirty_host(vq->mem, &vq->used->idx, sizeof(vq->used->idx));
+}
+
+void vq_mark_written(const struct virtq *vq, const struct iovec *iov, unsigned n, uint64_t len)
+{
+	for (unsigned i = 0; i < n && len; i++) {
+		uint64_t c = iov[i].iov_len < len ? iov[i].iov_len : len;
+		mem_mark_dirty_host(vq->mem, iov[i].iov_base, c);
+		len -= c;
+	}
 }
 
 bool vq_should_notify(struct virtq *vq)
@@ -186,6 +198,7 @@ bool vq_rearm(struct virtq *vq)
 	if (vq->event_idx) {
 		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->size];
 		__atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELAXED);
+		mem_mark_dirty_host(vq->mem, avail_event, sizeof(*avail_event));
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;

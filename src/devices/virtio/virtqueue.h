@@ -55,8 +55,13 @@ void vq_reset(struct virtq *vq);
 int vq_pop(struct virtq *vq, struct vq_elem *e, struct iovec *iov, unsigned cap);
 /* What a vq_pop error means, for the NEEDS_RESET message. */
 const char *vq_strerror(int err);
-/* Return a chain to the driver with len bytes written into it. */
+/* Return a chain to the driver with len bytes written into it (the used
+ * ring entry and index are marked dirty for migration; the buffers are the
+ * device's to mark, with vq_mark_written, after writing them). */
 void vq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* The device wrote the first len bytes of iov[0..n) (pointers from vq_pop):
+ * record the pages for dirty tracking. */
+void vq_mark_written(const struct virtq *vq, const struct iovec *iov, unsigned n, uint64_t len);
 /* After pushes: does the driver want an interrupt now (flags or
  * used_event)? Records the point for the next call. */
 bool vq_should_notify(struct virtq *vq);

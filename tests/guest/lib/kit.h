@@ -244,6 +244,9 @@ void mdelay(uint64_t ms);
  * memory is mapped U=1, so fn may be any kernel function that does not do
  * privileged things. */
 long run_user(long (*fn)(void *), void *arg);
+/* run_user with RFLAGS.IF set: device interrupts are taken meanwhile (on
+ * kvm_pvm only CPL3 code gets them; the handlers still run at CPL0). */
+long run_user_irq(long (*fn)(void *), void *arg);
 #define RUN_USER_EXC(v) ((long)(-0x7fffffffffffffffll - 1) + (long)(v))
 static inline bool run_user_faulted(long r) { return (uint64_t)r - (uint64_t)RUN_USER_EXC(0) < 256; }
 static inline int run_user_vector(long r) { return (int)((uint64_t)r - (uint64_t)RUN_USER_EXC(0)); }

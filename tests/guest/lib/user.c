@@ -39,3 +39,11 @@ const struct exc_info *run_user_fault(void)
  * kvm_pvm injects interrupts only while the guest runs natively at CPL3,
  * never into emulated CPL0 code. */
 uint64_t kit_user_rflags = 0x2;
+
+long run_user_irq(long (*fn)(void *), void *arg)
+{
+	kit_user_rflags = 0x202;
+	long r = run_user(fn, arg);
+	kit_user_rflags = 0x2;
+	return r;
+}

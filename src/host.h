@@ -1,0 +1,39 @@
+/* What Ember opens on the host for a VM: /dev/kvm, the kernel and initrd
+ * files (mapped read-only). `ember run` opens them once, before it jails
+ * itself and installs its seccomp filters, and every VM of the process
+ * (guest restarts, the save/restore self-test) uses the same ones. */
+#ifndef EMBER_HOST_H
+#define EMBER_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* A file mapped read-only; owned says whether unmap_file() unmaps it. */
+struct file_map {
+	const uint8_t *data;
+	size_t size;
+	bool owned;
+};
+
+struct host_files {
+	int kvm_fd;
+	const char *backend;          /* kernel module behind /dev/kvm */
+	struct file_map kernel, initrd;
+};
+
+/* Map a regular, non-empty file. 0, or -errno with "<what> <path>: why" in err. */
+int map_file(const char *what, const char *path, struct file_map *f, char *err, size_t errlen);
+void unmap_file(struct file_map *f);
+
+/* Open /dev/kvm (checking the API version), name the backend, map the
+ * kernel and initrd. 0, or an exit code with the message printed. */
+int host_files_open(struct host_files *h, const struct vm_config *cfg);
+void host_files_close(struct host_files *h);
+
+/* /dev/kvm, checked, or -errno with the message printed. */
+int host_open_kvm(void);
+
+#endif

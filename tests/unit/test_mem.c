@@ -1,0 +1,153 @@
+/* Guest RAM: the checked accessors refuse every range that is not wholly
+ * RAM (edges, the MMIO hole, wrap-around), and the guard pages around
+ * Ember's mapping make an access that escaped them fault. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <valgrind/valgrind.h>
+
+#include "arch/x86/layout.h"
+#include "mem.h"
+
+/* Every access of len bytes at gpa through the three accessors agrees
+ * with `ok`. */
+static void expect_access(const struct guest_mem *m, uint64_t gpa, uint64_t len, bool ok)
+{
+	uint8_t buf[16] = { 0 };
+	size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+	if (ok) {
+		assert_non_null(mem_ptr(m, gpa, len));
+		assert_int_equal(mem_read(m, buf, gpa, n), 0);
+		assert_int_equal(mem_write(m, gpa, buf, n), 0);
+	} else {
+		assert_null(mem_ptr(m, gpa, len));
+		if (len <= sizeof(buf)) {
+			assert_int_equal(mem_read(m, buf, gpa, n), -EFAULT);
+			assert_int_equal(mem_write(m, gpa, buf, n), -EFAULT);
+		}
+	}
+}
+
+static void test_edges_low(void **state)
+{
+	struct guest_mem m;
+	uint64_t size = 64 * MiB;
+	assert_int_equal(mem_create(&m, size), 0);
+	expect_access(&m, 0, 1, true);
+	expect_access(&m, size - 8, 8, true);
+	expect_access(&m, size - 7, 8, false);      /* one byte past the end */
+	expect_access(&m, size, 1, false);
+	expect_access(&m, 0, size, true);
+	expect_access(&m, 0, size + 1, false);
+	expect_access(&m, UINT64_MAX, 2, false);     /* gpa + len wraps */
+	expect_access(&m, UINT64_MAX - 7, 16, false);
+	expect_access(&m, 8, UINT64_MAX, false);
+	expect_access(&m, LAYOUT_HIGH_RAM, 1, false); /* no high RAM */
+	assert_false(mem_is_ram(&m, size - 1, 2));
+	assert_false(mem_is_ram(&m, UINT64_MAX, 2));
+	mem_destroy(&m);
+}
+
+/* RAM above 3 GiB is split around the hole; no range spans it. */
+static void test_edges_hole(void **state)
+{
+	struct guest_mem m;
+	uint64_t size = LAYOUT_MMIO_HOLE + 4 * MiB;
+	assert_int_equal(mem_create(&m, size), 0);
+	assert_int_equal(m.nregions, 2);
+	expect_access(&m, LAYOUT_MMIO_HOLE - 8, 8, true);
+	expect_access(&m, LAYOUT_MMIO_HOLE - 4, 8, false);
+	expect_access(&m, LAYOUT_MMIO_HOLE, 1, false);
+	expect_access(&m, LAYOUT_HIGH_RAM - 1, 2, false);
+	expect_access(&m, LAYOUT_HIGH_RAM, 8, true);
+	expect_access(&m, LAYOUT_HIGH_RAM + 4 * MiB - 8, 8, true);
+	expect_access(&m, LAYOUT_HIGH_RAM + 4 * MiB - 4, 8, false);
+	/* Across the hole is RAM on both ends but not one host range. */
+	assert_null(mem_ptr(&m, LAYOUT_MMIO_HOLE - 4096, LAYOUT_HIGH_RAM - LAYOUT_MMIO_HOLE + 8192));
+	mem_destroy(&m);
+}
+
+/* The permissions /proc/self/maps shows at address a ("---p" for a guard). */
+static bool maps_perms(const void *a, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return false;
+	unsigned long lo, hi;
+	char p[5];
+	bool found = false;
+	while (fscanf(f, "%lx-%lx %4s%*[^\n]", &lo, &hi, p) == 3) {
+		if ((uintptr_t)a >= lo && (uintptr_t)a < hi) {
+			memcpy(perms, p, 5);
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void on_segv(int sig)
+{
+	_exit(42);
+}
+
+/* Touch one byte at p in a child: true when the child faulted. */
+static bool faults(volatile uint8_t *p)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, on_segv);
+		signal(SIGBUS, on_segv);
+		*p = 1;
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 42;
+}
+
+static void test_guard_pages(void **state)
+{
+	struct guest_mem m;
+	uint64_t size = 8 * MiB;
+	assert_int_equal(mem_create(&m, size), 0);
+	assert_true(m.host - m.reserved >= (ptrdiff_t)MEM_GUARD_SIZE);
+	assert_true(m.reserved + m.reserved_len - (m.host + size) >= (ptrdiff_t)MEM_GUARD_SIZE);
+	assert_int_equal((uintptr_t)m.host % MEM_GUARD_SIZE, 0);
+	char perms[5];
+	const uint8_t *probes[] = { m.host - 1, m.host - MEM_GUARD_SIZE, m.host + size,
+				    m.host + size + MEM_GUARD_SIZE - 1 };
+	for (unsigned i = 0; i < 4; i++) {
+		assert_true(maps_perms(probes[i], perms));
+		assert_string_equal(perms, "---p");
+	}
+	assert_true(maps_perms(m.host, perms));
+	assert_string_equal(perms, "rw-s");
+	/* Valgrind would (rightly) report the deliberate faults. */
+	if (!RUNNING_ON_VALGRIND) {
+		assert_true(faults(m.host - 1));
+		assert_true(faults(m.host + size));
+		assert_false(faults(m.host + size - 1));
+	}
+	mem_destroy(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_edges_low),
+		cmocka_unit_test(test_edges_hole),
+		cmocka_unit_test(test_guard_pages),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
