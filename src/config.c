@@ -85,6 +85,7 @@ void config_usage_run(void)
 	       "  --fw-cfg             QEMU fw_cfg device (ports 0x510/0x511): vCPU count, RAM size\n"
 	       "  --pc-testdev         QEMU pc-testdev (ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000)\n"
 	       "  --rtc                MC146818 CMOS clock at ports 0x70/0x71\n"
+	       "  --pci-testdev        QEMU pci-testdev (1b36:0005) on the PCI bus (not in --test-devices)\n"
 	       "  --bios-state         what a PC BIOS leaves: real-mode IVT and handlers, BIOS data\n"
 	       "                       area, 8259s at vectors 0x08/0x70 (IRQ 0 open), PIT at 18.2 Hz\n"
 	       "  --test-devices       all of the above: what kvm-unit-tests expects\n"
@@ -275,7 +276,7 @@ enum {
 	OPT_DISK, OPT_NET, OPT_RNG, OPT_BALLOON,
 	OPT_TEST_SAVE_RESTORE, OPT_FW_CFG, OPT_PC_TESTDEV, OPT_RTC, OPT_TEST_DEVICES,
 	OPT_RESULT_FD, OPT_PIT_DISCARD, OPT_DIRTY_TRACKING, OPT_DIRTY_RING_SIZE, OPT_RESTORE, OPT_INCOMING,
-	OPT_BIOS_STATE, OPT_SECCOMP, OPT_JAIL, OPT_UID, OPT_GID, OPT_TEST_VIOLATE,
+	OPT_BIOS_STATE, OPT_PCI_TESTDEV, OPT_SECCOMP, OPT_JAIL, OPT_UID, OPT_GID, OPT_TEST_VIOLATE,
 };
 
 static const struct option run_options[] = {
@@ -297,6 +298,7 @@ static const struct option run_options[] = {
 	{ "result-fd", required_argument, NULL, OPT_RESULT_FD },
 	{ "pit-discard", no_argument, NULL, OPT_PIT_DISCARD },
 	{ "bios-state", no_argument, NULL, OPT_BIOS_STATE },
+	{ "pci-testdev", no_argument, NULL, OPT_PCI_TESTDEV },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "dirty-tracking", required_argument, NULL, OPT_DIRTY_TRACKING },
 	{ "dirty-ring-size", required_argument, NULL, OPT_DIRTY_RING_SIZE },
@@ -422,6 +424,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 		case OPT_RTC: cfg->rtc = true; break;
 		case OPT_PIT_DISCARD: cfg->pit_discard = true; break;
 		case OPT_BIOS_STATE: cfg->bios_state = true; break;
+		case OPT_PCI_TESTDEV: cfg->pci_testdev = true; break;
 		case OPT_TEST_DEVICES:
 			cfg->debug_exit = cfg->fw_cfg = cfg->pc_testdev = cfg->rtc = cfg->bios_state = true;
 			break;

@@ -70,6 +70,7 @@ struct vm_config {
 	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
 	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */
 	bool pc_testdev;          /* QEMU pc-testdev: ports 0xe0-0xeb, 0x2000-0x2017, MMIO 0xff000000 */
+	bool pci_testdev;         /* QEMU pci-testdev (1b36:0005) on the PCI bus */
 	bool rtc;                 /* MC146818 CMOS clock at 0x70/0x71 */
 	bool pit_discard;         /* --pit-discard: the PIT drops lost ticks (no reinjection) */
 	bool bios_state;          /* --bios-state: IVT, BDA, 8259s and PIT as a PC BIOS leaves them */

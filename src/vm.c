@@ -242,8 +242,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
 		return r;
 	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
-	 * over a real BIOS's data. */
-	if (cfg->bios_state) {
+	 * over a real BIOS's data. A restored VM has its own. */
+	if (cfg->bios_state && !cfg->from_state) {
 		if ((r = bios_write_low_memory(&vm->mem)))
 			return vm_error("BIOS data in low memory", r);
 		if ((r = bios_program_chipset(vm->vm_fd)))

@@ -27,6 +27,7 @@ struct acpi_pm;
 struct selftest;
 struct fw_cfg;
 struct pc_testdev;
+struct pci_testdev;
 struct rtc;
 struct control_server;
 struct migration;
@@ -78,6 +79,7 @@ struct vm {
 	struct virtio_dev *disks[CONFIG_MAX_DISKS];
 	struct virtio_dev *nets[CONFIG_MAX_NETS];
 	struct virtio_dev *rng;
+	struct pci_testdev *pci_testdev;  /* --pci-testdev */
 	struct virtio_dev *balloon;   /* --balloon */
 	struct discard_map discard;   /* guest RAM the balloon discarded (bits NULL: none) */
 

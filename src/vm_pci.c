@@ -8,6 +8,7 @@
 
 #include "arch/x86/layout.h"
 #include "control/control.h"
+#include "devices/pci_testdev.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
@@ -158,6 +159,16 @@ int vm_pci_create(struct vm *vm)
 		if (plug(vm, vm->rng, 0))
 			return EXIT_VMM_ERROR;
 	}
+	if (cfg->pci_testdev) {
+		if (!(vm->pci_testdev = pci_testdev_create())) {
+			log_error("pci-testdev: %s", strerror(ENOMEM));
+			return EXIT_VMM_ERROR;
+		}
+		if ((r = pci_host_add(&vm->pci, &vm->pci_testdev->pci))) {
+			log_error("pci-testdev: no room on the PCI bus: %s", strerror(-r));
+			return EXIT_VMM_ERROR;
+		}
+	}
 	if (cfg->balloon.enabled && (r = create_balloon(vm)))
 		return r;
 	return 0;
@@ -175,6 +186,8 @@ void vm_pci_destroy(struct vm *vm)
 	}
 	virtio_rng_destroy(vm->rng);
 	vm->rng = NULL;
+	pci_testdev_destroy(vm->pci_testdev);
+	vm->pci_testdev = NULL;
 	virtio_balloon_destroy(vm->balloon);
 	vm->balloon = NULL;
 	discard_free(&vm->discard);

@@ -63,6 +63,18 @@ int pci_add_bar(struct pci_dev *d, int bar, uint64_t size, bool is64,
 	return 0;
 }
 
+int pci_add_io_bar(struct pci_dev *d, int bar, uint64_t size, const struct bus_ops *ops, void *opaque)
+{
+	if (bar < 0 || bar >= PCI_BARS || size < 4 || size > 256 || (size & (size - 1)) || d->bar[bar].size)
+		return -EINVAL;
+	unsigned reg = PCI_BASE_ADDRESS_0 + 4 * (unsigned)bar;
+	d->bar[bar] = (struct pci_bar){ .size = size, .io = true, .ops = ops, .opaque = opaque };
+	d->cfg[reg] = PCI_BASE_ADDRESS_SPACE_IO;
+	/* 16-bit ports: the upper half reads 0 after sizing, as on x86. */
+	put_le(d->wmask + reg, 4, (uint32_t)~(size - 1) & PCI_BASE_ADDRESS_IO_MASK & 0xffff);
+	return 0;
+}
+
 uint8_t pci_add_cap(struct pci_dev *d, uint8_t id, const void *body, unsigned len)
 {
 	unsigned off = d->cap_free ? d->cap_free : 0x40;
@@ -258,17 +270,21 @@ void pci_set_intx(struct pci_dev *d, bool level)
 static uint64_t bar_reg_addr(const struct pci_dev *d, int i)
 {
 	unsigned reg = PCI_BASE_ADDRESS_0 + 4 * (unsigned)i;
+	if (d->bar[i].io)
+		return get_le(d->cfg + reg, 4) & PCI_BASE_ADDRESS_IO_MASK;
 	uint64_t a = get_le(d->cfg + reg, 4) & PCI_BASE_ADDRESS_MEM_MASK;
 	if (d->bar[i].is64)
 		a |= (uint64_t)get_le(d->cfg + reg + 4, 4) << 32;
 	return a;
 }
 
-static bool in_window(const struct pci_host *h, uint64_t addr, uint64_t size)
+static bool in_window(const struct pci_host *h, uint64_t addr, uint64_t size, bool io)
 {
 	uint64_t end;
 	if (__builtin_add_overflow(addr, size, &end))
 		return false;
+	if (io)
+		return addr >= h->io_base && end <= h->io_end;
 	return (addr >= h->mmio32_base && end <= h->mmio32_end) ||
 	       (addr >= h->mmio64_base && end <= h->mmio64_end);
 }
@@ -277,13 +293,14 @@ static bool in_window(const struct pci_host *h, uint64_t addr, uint64_t size)
  * Caller holds the host lock for writing (or the device is not plugged). */
 static void update_mappings(struct pci_dev *d)
 {
-	bool mem_on = pci_cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MEMORY;
+	uint16_t cmd = pci_cfg_get16(d, PCI_COMMAND);
 	for (int i = 0; i < PCI_BARS; i++) {
 		struct pci_bar *b = &d->bar[i];
 		if (!b->size)
 			continue;
 		uint64_t a = bar_reg_addr(d, i);
-		uint64_t now = mem_on && a && d->host && in_window(d->host, a, b->size) ? a : 0;
+		bool on = cmd & (b->io ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY);
+		uint64_t now = on && a && d->host && in_window(d->host, a, b->size, b->io) ? a : 0;
 		b->addr = a;
 		if (now == b->mapped)
 			continue;
@@ -352,6 +369,8 @@ void pci_host_init(struct pci_host *h, uint64_t mmio32, uint64_t mmio32_end,
 	h->mmio32_end = mmio32_end;
 	h->mmio64_base = h->mmio64_next = mmio64;
 	h->mmio64_end = mmio64_end;
+	h->io_base = h->io_next = PCI_IO_WINDOW;
+	h->io_end = PCI_IO_WINDOW_END;
 	pci_dev_init(&h->bridge, "host-bridge", PCI_VENDOR_REDHAT, PCI_DEVICE_REDHAT_HOST,
 		     0x060000, 0, PCI_VENDOR_REDHAT, 0);
 	h->bridge.host = h;
@@ -387,8 +406,9 @@ int pci_host_add(struct pci_host *h, struct pci_dev *d)
 		uint64_t a;
 		if (!b->size)
 			continue;
-		int r = b->is64 ? place(&h->mmio64_next, h->mmio64_end, b->size, &a)
-				: place(&h->mmio32_next, h->mmio32_end, b->size, &a);
+		int r = b->io ? place(&h->io_next, h->io_end, b->size, &a)
+			: b->is64 ? place(&h->mmio64_next, h->mmio64_end, b->size, &a)
+				  : place(&h->mmio32_next, h->mmio32_end, b->size, &a);
 		if (r)
 			return r;
 		unsigned reg = PCI_BASE_ADDRESS_0 + 4 * (unsigned)i;
@@ -400,7 +420,7 @@ int pci_host_add(struct pci_host *h, struct pci_dev *d)
 	d->host = h;
 	d->slot = slot;
 	h->slots[slot] = d;
-	cfg_write_locked(d, PCI_COMMAND, 2, pci_cfg_get16(d, PCI_COMMAND) | PCI_COMMAND_MEMORY);
+	cfg_write_locked(d, PCI_COMMAND, 2, pci_cfg_get16(d, PCI_COMMAND) | PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
 	pthread_rwlock_unlock(&h->lock);
 	return 0;
 }
@@ -486,8 +506,9 @@ static void ecam_write(void *opaque, uint64_t off, unsigned size, uint64_t value
 
 const struct bus_ops pci_ecam_ops = { .read = ecam_read, .write = ecam_write };
 
-/* BAR dispatch inside a window. Caller holds the host lock for reading. */
-static struct pci_dev *bar_lookup(struct pci_host *h, uint64_t addr, int *bar, uint64_t *off)
+/* BAR dispatch inside a window (io: the I/O window). Caller holds the host
+ * lock for reading. */
+static struct pci_dev *bar_lookup(struct pci_host *h, uint64_t addr, bool io, int *bar, uint64_t *off)
 {
 	for (unsigned s = 1; s < PCI_SLOTS; s++) {
 		struct pci_dev *d = h->slots[s];
@@ -495,7 +516,7 @@ static struct pci_dev *bar_lookup(struct pci_host *h, uint64_t addr, int *bar, u
 			continue;
 		for (int i = 0; i < PCI_BARS; i++) {
 			const struct pci_bar *b = &d->bar[i];
-			if (b->mapped && addr >= b->mapped && addr - b->mapped < b->size) {
+			if (b->mapped && b->io == io && addr >= b->mapped && addr - b->mapped < b->size) {
 				*bar = i;
 				*off = addr - b->mapped;
 				return d;
@@ -505,12 +526,13 @@ static struct pci_dev *bar_lookup(struct pci_host *h, uint64_t addr, int *bar, u
 	return NULL;
 }
 
-uint64_t pci_window_read(struct pci_host *h, uint64_t addr, unsigned size)
+/* An access to a memory (io false) or I/O BAR; MSI-X lives in memory BARs. */
+static uint64_t bar_read(struct pci_host *h, uint64_t addr, bool io, unsigned size)
 {
 	uint64_t v = ones(size), off;
 	int bar;
 	pthread_rwlock_rdlock(&h->lock);
-	struct pci_dev *d = bar_lookup(h, addr, &bar, &off);
+	struct pci_dev *d = bar_lookup(h, addr, io, &bar, &off);
 	if (d && msix_claims(d, bar, off)) {
 		if (size == 4 && !(off & 3))
 			v = msix_read32(&d->msix, off);
@@ -525,12 +547,12 @@ uint64_t pci_window_read(struct pci_host *h, uint64_t addr, unsigned size)
 	return v;
 }
 
-void pci_window_write(struct pci_host *h, uint64_t addr, unsigned size, uint64_t value)
+static void bar_write(struct pci_host *h, uint64_t addr, bool io, unsigned size, uint64_t value)
 {
 	uint64_t off;
 	int bar;
 	pthread_rwlock_rdlock(&h->lock);
-	struct pci_dev *d = bar_lookup(h, addr, &bar, &off);
+	struct pci_dev *d = bar_lookup(h, addr, io, &bar, &off);
 	if (d && msix_claims(d, bar, off)) {
 		if (size == 4 && !(off & 3)) {
 			msix_write32(&d->msix, off, (uint32_t)value);
@@ -542,6 +564,38 @@ void pci_window_write(struct pci_host *h, uint64_t addr, unsigned size, uint64_t
 		d->bar[bar].ops->write(d->bar[bar].opaque, off, size, value);
 	}
 	pthread_rwlock_unlock(&h->lock);
+}
+
+uint64_t pci_window_read(struct pci_host *h, uint64_t addr, unsigned size)
+{
+	return bar_read(h, addr, false, size);
+}
+
+void pci_window_write(struct pci_host *h, uint64_t addr, unsigned size, uint64_t value)
+{
+	bar_write(h, addr, false, size, value);
+}
+
+uint64_t pci_io_read(struct pci_host *h, uint64_t port, unsigned size)
+{
+	return bar_read(h, port, true, size);
+}
+
+void pci_io_write(struct pci_host *h, uint64_t port, unsigned size, uint64_t value)
+{
+	bar_write(h, port, true, size, value);
+}
+
+static uint64_t winio_read(void *o, uint64_t off, unsigned size)
+{
+	struct pci_host *h = o;
+	return pci_io_read(h, h->io_base + off, size);
+}
+
+static void winio_write(void *o, uint64_t off, unsigned size, uint64_t v)
+{
+	struct pci_host *h = o;
+	pci_io_write(h, h->io_base + off, size, v);
 }
 
 static uint64_t win32_read(void *o, uint64_t off, unsigned size)
@@ -570,6 +624,7 @@ static void win64_write(void *o, uint64_t off, unsigned size, uint64_t v)
 
 static const struct bus_ops win32_ops = { .read = win32_read, .write = win32_write };
 static const struct bus_ops win64_ops = { .read = win64_read, .write = win64_write };
+static const struct bus_ops winio_ops = { .read = winio_read, .write = winio_write };
 
 int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_t ecam,
 		    uint64_t ecam_size)
@@ -580,7 +635,8 @@ int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint6
 	    (r = bus_register(mmio, h->mmio32_base, h->mmio32_end - h->mmio32_base, &win32_ops, h,
 			      "pci-mmio32")) ||
 	    (r = bus_register(mmio, h->mmio64_base, h->mmio64_end - h->mmio64_base, &win64_ops, h,
-			      "pci-mmio64")))
+			      "pci-mmio64")) ||
+	    (r = bus_register(pio, h->io_base, h->io_end - h->io_base, &winio_ops, h, "pci-io")))
 		return r;
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* PCI: a host bridge on bus 0 reached through configuration mechanism #1
  * (ports 0xcf8/0xcfc) and ECAM, per-function configuration space with
- * memory BARs and a capability list, MSI-X (table and PBA inside a BAR) and
+ * memory and I/O BARs and a capability list, MSI-X (table and PBA inside a BAR) and
  * INTx. BARs are decoded only inside the PCI MMIO windows; the host
  * registers those windows on the MMIO bus and dispatches to BARs itself, so
  * a guest moving BARs never re-enters the bus registry. */
@@ -27,8 +27,9 @@
 struct pci_dev;
 
 struct pci_bar {
-	uint64_t size;            /* power of two >= 4 KiB; 0 = BAR unused */
+	uint64_t size;            /* power of two, >= 4 KiB (memory) or 4..256 (I/O); 0 = BAR unused */
 	bool is64;
+	bool io;                  /* an I/O BAR: ports in the host's I/O window */
 	uint64_t addr;            /* as the BAR registers say now */
 	uint64_t mapped;          /* address decoded now; 0 = not decoded */
 	const struct bus_ops *ops;
@@ -80,14 +81,20 @@ struct pci_host {
 	uint32_t cf8;             /* configuration mechanism #1 address */
 	uint64_t mmio32_base, mmio32_next, mmio32_end;
 	uint64_t mmio64_base, mmio64_next, mmio64_end;
+	uint64_t io_base, io_next, io_end;    /* I/O BAR window (PCI_IO_WINDOW..) */
 };
+
+/* Ports for I/O BARs, where PC firmware puts them. */
+#define PCI_IO_WINDOW     0xc000
+#define PCI_IO_WINDOW_END 0x10000
 
 /* The host bridge at 00:00.0 with BAR windows [mmio32, mmio32_end) and
  * [mmio64, mmio64_end). */
 void pci_host_init(struct pci_host *h, uint64_t mmio32, uint64_t mmio32_end,
 		   uint64_t mmio64, uint64_t mmio64_end);
 void pci_host_destroy(struct pci_host *h);
-/* Register ports 0xcf8-0xcff, ECAM and the BAR windows on the buses. */
+/* Register ports 0xcf8-0xcff, ECAM and the BAR windows (memory and I/O) on
+ * the buses. */
 int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_t ecam,
 		    uint64_t ecam_size);
 
@@ -96,6 +103,9 @@ extern const struct bus_ops pci_ecam_ops;   /* opaque = host */
 /* A guest access at a guest-physical address inside a window. */
 uint64_t pci_window_read(struct pci_host *h, uint64_t addr, unsigned size);
 void pci_window_write(struct pci_host *h, uint64_t addr, unsigned size, uint64_t value);
+/* A guest access at a port inside the I/O window. */
+uint64_t pci_io_read(struct pci_host *h, uint64_t port, unsigned size);
+void pci_io_write(struct pci_host *h, uint64_t port, unsigned size, uint64_t value);
 
 #define PCI_CF8_PORT 0xcf8
 
@@ -105,6 +115,8 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 void pci_dev_destroy(struct pci_dev *d);
 int pci_add_bar(struct pci_dev *d, int bar, uint64_t size, bool is64,
 		const struct bus_ops *ops, void *opaque);
+/* An I/O BAR of size ports (a power of two, 4 to 256). */
+int pci_add_io_bar(struct pci_dev *d, int bar, uint64_t size, const struct bus_ops *ops, void *opaque);
 /* Append a capability of len bytes (id and next pointer included) and
  * return its config offset, or 0 when it does not fit. */
 uint8_t pci_add_cap(struct pci_dev *d, uint8_t id, const void *body, unsigned len);

@@ -130,6 +130,15 @@ static const struct sc_rule state_read_rules[] = {
 };
 static GROUP(state_read, "saving vCPU and VM state");
 
+/* Waking from ACPI S3 (suspend.c, on the loop): every vCPU reset to its
+ * resume state, and with --bios-state the 8259s and PIT programmed again. */
+static const struct sc_rule s3_wake_rules[] = {
+	IOCTL_ANY(KVM_SET_SREGS), IOCTL_ANY(KVM_SET_REGS), IOCTL_ANY(KVM_SET_FPU),
+	IOCTL_ANY(KVM_SET_VCPU_EVENTS), IOCTL_ANY(KVM_SET_LAPIC), IOCTL_ANY(KVM_SET_MP_STATE),
+	IOCTL_ON(SC_FD_VM, KVM_SET_IRQCHIP), IOCTL_ON(SC_FD_VM, KVM_SET_PIT2),
+};
+static GROUP(s3_wake, "waking the guest from S3 (suspend to RAM)");
+
 /* ---- I/O workers and migration: no such thread on main yet ------------------- */
 
 static const struct sc_rule io_rules[] = {
@@ -148,7 +157,7 @@ static GROUP(migration, "sending the stream, dirty tracking (a starting point)")
 
 const struct sc_kind sc_kinds[THREAD_KINDS] = {
 	[THREAD_MAIN] = { "main", "the event loop: console, control API, timers, device backends, teardown",
-			  { &base, &memory, &loop, &api, &state_read } },
+			  { &base, &memory, &loop, &api, &state_read, &s3_wake } },
 	[THREAD_VCPU] = { "vcpu", "one per vCPU: KVM_RUN and the device emulation its exits call",
 			  { &base, &memory, &vcpu_run, &irq } },
 	[THREAD_IO] = { "io", "I/O worker threads fed by the event loop",

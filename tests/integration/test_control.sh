@@ -86,7 +86,7 @@ start_watch "$TMP/events"
 ctl --json "$SOCK" status >"$TMP/status.json"; rc=$?
 st=$(json 'r["result"]["state"], r["result"]["vcpus"], r["result"]["memory_bytes"], bool(r["result"]["backend"]), sorted(d["name"] for d in r["result"]["devices"]), r["id"], r["ok"]' <"$TMP/status.json")
 expect_eq "control: status (state, vCPUs, memory, backend, devices)" "$rc $st" \
-	"0 running 2 67108864 True ['acpi-pm', 'i8042', 'pci-cf8', 'pci-ecam', 'pci-mmio32', 'pci-mmio64', 'serial'] 1 True"
+	"0 running 2 67108864 True ['acpi-pm', 'i8042', 'pci-cf8', 'pci-ecam', 'pci-io', 'pci-mmio32', 'pci-mmio64', 'serial'] 1 True"
 ctl "$SOCK" status >"$TMP/status.txt"
 expect_grep "control: status human-readable" "^state: +running" "$TMP/status.txt"
 expect_grep "control: status lists the serial port" "^  serial +pio +0x3f8-0x3ff" "$TMP/status.txt"

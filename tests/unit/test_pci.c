@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "devices/pci.h"
+#include "devices/pci_testdev.h"
 #include "migration/state.h"
 
 struct fake_sink {
@@ -120,6 +121,82 @@ static void test_bar_sizing_and_moves(void **state)
 	pci_cfg_write(&r.d, PCI_BASE_ADDRESS_0, 4, 0xdfffc000);    /* last slot of the window */
 	assert_int_equal(moved_to, 0xdfffc000);
 	rig_destroy(&r);
+}
+
+/* I/O BARs: type bit, 16-bit sizing, placed in the I/O window at plug
+ * time, decoded only with PCI_COMMAND_IO and only inside the window,
+ * dispatched by port and never by a memory address. */
+static void test_io_bar(void **state)
+{
+	struct pci_host h;
+	struct pci_dev d;
+	pci_host_init(&h, W32, 0xe0000000ULL, 0x8000000000ULL, 0x9000000000ULL);
+	pci_dev_init(&d, "io", 0x1b36, 0x0005, 0xff0000, 0, 0x1b36, 0);
+	assert_int_equal(pci_add_io_bar(&d, 1, 3, &dev_ops, NULL), -EINVAL);     /* not a power of two */
+	assert_int_equal(pci_add_io_bar(&d, 1, 512, &dev_ops, NULL), -EINVAL);   /* over 256 */
+	assert_int_equal(pci_add_io_bar(&d, 1, 256, &dev_ops, NULL), 0);
+	assert_int_equal(pci_add_io_bar(&d, 1, 256, &dev_ops, NULL), -EINVAL);   /* taken */
+	assert_int_equal(pci_host_add(&h, &d), 0);
+	assert_int_equal(pci_cfg_read(&d, PCI_BASE_ADDRESS_1, 4), PCI_IO_WINDOW | PCI_BASE_ADDRESS_SPACE_IO);
+	assert_int_equal(pci_cfg_read(&d, PCI_COMMAND, 2) & PCI_COMMAND_IO, PCI_COMMAND_IO);
+	bar_reads = 0;
+	assert_int_equal(pci_io_read(&h, PCI_IO_WINDOW + 4, 2), 0x1004);
+	assert_int_equal(pci_window_read(&h, PCI_IO_WINDOW + 4, 2), 0xffff);      /* not memory */
+	assert_int_equal(pci_io_read(&h, PCI_IO_WINDOW + 256, 1), 0xff);         /* past the BAR */
+	assert_int_equal(bar_reads, 1);
+	/* Sizing: all-ones reads back the size mask in 16 bits, type bit kept. */
+	pci_cfg_write(&d, PCI_BASE_ADDRESS_1, 4, 0xffffffff);
+	assert_int_equal(pci_cfg_read(&d, PCI_BASE_ADDRESS_1, 4), 0xff01);
+	/* Moved, with and without I/O decoding; outside the window: off. */
+	pci_cfg_write(&d, PCI_BASE_ADDRESS_1, 4, 0xd000);
+	assert_int_equal(pci_io_read(&h, 0xd010, 2), 0x1010);
+	pci_cfg_write(&d, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(pci_io_read(&h, 0xd010, 2), 0xffff);
+	pci_cfg_write(&d, PCI_COMMAND, 2, PCI_COMMAND_IO);
+	pci_cfg_write(&d, PCI_BASE_ADDRESS_1, 4, 0x0300);
+	assert_int_equal(pci_io_read(&h, 0x0310, 1), 0xff);
+	pci_dev_destroy(&d);
+	pci_host_destroy(&h);
+}
+
+/* pci-testdev as kvm-unit-tests drives it, through both BARs. */
+static void test_pci_testdev(void **state)
+{
+	struct pci_host h;
+	pci_host_init(&h, W32, 0xe0000000ULL, 0x8000000000ULL, 0x9000000000ULL);
+	struct pci_testdev *t = pci_testdev_create();
+	assert_non_null(t);
+	assert_int_equal(pci_host_add(&h, &t->pci), 0);
+	assert_int_equal(pci_cfg_read(&t->pci, PCI_VENDOR_ID, 4), 0x00051b36);
+	uint64_t mem = pci_cfg_read(&t->pci, PCI_BASE_ADDRESS_0, 4) & ~0xfull;
+	uint64_t io = pci_cfg_read(&t->pci, PCI_BASE_ADDRESS_1, 4) & ~3ull;
+	for (int b = 0; b < 2; b++) {
+		uint64_t base = b ? io : mem;
+		uint64_t (*rd)(struct pci_host *, uint64_t, unsigned) = b ? pci_io_read : pci_window_read;
+		void (*wr)(struct pci_host *, uint64_t, unsigned, uint64_t) = b ? pci_io_write : pci_window_write;
+		assert_int_equal(rd(&h, base + PCI_TESTDEV_WIDTH, 1), 0);          /* none selected */
+		for (unsigned n = 0; n < PCI_TESTDEV_TESTS; n++) {
+			wr(&h, base + PCI_TESTDEV_TEST, 1, n);
+			assert_int_equal(rd(&h, base + PCI_TESTDEV_COUNT, 4), 0);
+			assert_int_equal(rd(&h, base + PCI_TESTDEV_WIDTH, 1), 4);
+			uint32_t off = (uint32_t)rd(&h, base + PCI_TESTDEV_OFFSET, 4);
+			uint32_t data = (uint32_t)rd(&h, base + PCI_TESTDEV_DATA, 4);
+			for (int i = 0; i < 16; i++)
+				wr(&h, base + off, 4, data);
+			wr(&h, base + off, 1, data);                             /* wrong width */
+			if (n == 2)
+				wr(&h, base + off, 4, data ^ 1);                     /* no match */
+			assert_int_equal(rd(&h, base + PCI_TESTDEV_COUNT, 4), 16);
+			char name[32];
+			for (unsigned i = 0; i < sizeof(name); i++)
+				name[i] = (char)rd(&h, base + PCI_TESTDEV_NAME + i, 1);
+			assert_non_null(strstr(name, b ? "portio-" : "mmio-"));
+		}
+		wr(&h, base + PCI_TESTDEV_TEST, 1, PCI_TESTDEV_TESTS);               /* past the last */
+		assert_int_not_equal(rd(&h, base + PCI_TESTDEV_WIDTH, 1), 4);
+	}
+	pci_testdev_destroy(t);
+	pci_host_destroy(&h);
 }
 
 static void test_capability_list(void **state)
@@ -279,6 +356,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_access),
 		cmocka_unit_test(test_bar_sizing_and_moves),
+		cmocka_unit_test(test_io_bar),
+		cmocka_unit_test(test_pci_testdev),
 		cmocka_unit_test(test_capability_list),
 		cmocka_unit_test(test_msix),
 		cmocka_unit_test(test_intx),

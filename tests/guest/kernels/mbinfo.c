@@ -1,7 +1,8 @@
 /* What a multiboot loader and QEMU's test devices hand a kvm-unit-tests
  * kernel (run the .flat): the magic, the command line (the kernel's file
  * name first), the module with KEY=VALUE lines, the memory map, fw_cfg, the
- * RTC, pc-testdev's scratch port and MMIO, and no PCI device. Run with
+ * RTC, pc-testdev's scratch port and MMIO, and PCI config space (a host
+ * bridge at 00:00.0 or no PCI at all, an empty slot). Run with
  * --cmdline "alpha beta" and an initrd holding "MBINFO_KEY=42" to check
  * those too; without them those checks skip. */
 #include "kit.h"
@@ -112,9 +113,17 @@ void kmain(void)
 	volatile uint32_t *iomem = (volatile uint32_t *)0xff000000ul;
 	iomem[3] = 0xdeadbeef;
 	report(iomem[3] == 0xdeadbeef, "pc-testdev MMIO scratch at 0xff000000");
-	/* The host bridge is at 00:00.0 (as on QEMU); an empty slot reads all-ones. */
+	/* PCI through 0xcf8/0xcfc: Ember's host bridge is 1b36:0008, QEMU pc's
+	 * an i440FX, microvm has none; whichever it is, 00:00.0 is a host
+	 * bridge (class 06 00) and the empty slot 00:1f.0 reads all-ones. */
 	outl(0xcf8, 0x80000000);
-	report((inl(0xcfc) & 0xffff) == 0x1b36, "PCI config: host bridge at 00:00.0");
-	outl(0xcf8, 0x80000000 | (31u << 11));
-	report(inl(0xcfc) == 0xffffffff, "PCI config: no device at 00:1f.0 (reads all-ones)");
+	uint32_t id = inl(0xcfc);
+	outl(0xcf8, 0x80000008);
+	uint32_t class = inl(0xcfc) >> 16;
+	report(id == 0xffffffff || class == 0x0600, "PCI config: 00:00.0 is %s (%04x:%04x)",
+	       id == 0xffffffff ? "absent" : "a host bridge", id & 0xffff, id >> 16);
+	if (id != 0xffffffff && fw_cfg_present())
+		report(id == 0x00081b36 || id == 0x12378086, "PCI host bridge is Ember's or QEMU pc's");
+	outl(0xcf8, 0x8000f800);
+	report(inl(0xcfc) == 0xffffffff, "PCI config: an empty slot (00:1f.0) reads all-ones");
 }
