@@ -418,6 +418,31 @@ int dirty_sync(struct dirty *d, uint64_t *out)
 	return r;
 }
 
+void dirty_poll(struct dirty *d)
+{
+	if (d->backend != DIRTY_RING)
+		return;
+	uint64_t t0 = now_ns();
+	bool any = false;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nrings && d->active; i++) {
+		struct dirty_ring *ring = &d->rings[i];
+		if (!ring->gfns)
+			continue;
+		uint32_t probe = (ring->fetch + d->ring_entries / DIRTY_POLL_FRACTION) & (d->ring_entries - 1);
+		if (!(__atomic_load_n(&ring->gfns[probe].flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
+			continue;
+		uint64_t got = harvest_and_reset(d, i);
+		ring->polls++;
+		if (d->limit_pps && got)
+			throttle_charge(d, (int)i, got);
+		any = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (any)
+		__atomic_fetch_add(&d->stats.track_ns, now_ns() - t0, __ATOMIC_RELAXED);
+}
+
 void dirty_rearm(struct dirty *d, const uint64_t *bits, uint64_t first, uint64_t n)
 {
 	if (d->backend != DIRTY_BITMAP || !d->manual_protect || !d->active)
@@ -457,8 +482,8 @@ void dirty_rearm(struct dirty *d, const uint64_t *bits, uint64_t first, uint64_t
 		if (ioctl(d->vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
 			log_warn("KVM_CLEAR_DIRTY_LOG: %s", strerror(errno));
 	}
-	d->stats.clear_ns += now_ns() - t0;
 	pthread_mutex_unlock(&d->lock);
+	__atomic_fetch_add(&d->stats.track_ns, now_ns() - t0, __ATOMIC_RELAXED);
 }
 
 void dirty_stop(struct dirty *d)
@@ -522,6 +547,7 @@ void dirty_ring_full(struct dirty *d, struct vcpu *v)
 {
 	if (d->backend != DIRTY_RING || v->index >= d->nrings)
 		return;
+	uint64_t t0 = now_ns();
 	pthread_mutex_lock(&d->lock);
 	struct dirty_ring *ring = &d->rings[v->index];
 	uint64_t got = harvest_and_reset(d, v->index);
@@ -557,6 +583,7 @@ void dirty_ring_full(struct dirty *d, struct vcpu *v)
 	if (d->limit_pps && got)
 		throttle_charge(d, (int)v->index, got);
 	pthread_mutex_unlock(&d->lock);
+	__atomic_fetch_add(&d->stats.track_ns, now_ns() - t0, __ATOMIC_RELAXED);
 	dirty_throttle_point(d, v);
 }
 

@@ -30,6 +30,7 @@ struct dirty_ring {
 	uint32_t fetch;               /* next entry to harvest (free-running) */
 	uint64_t harvested;           /* entries harvested from this ring, ever */
 	uint64_t full_exits;          /* KVM_EXIT_DIRTY_RING_FULL seen */
+	uint64_t polls;               /* harvests by dirty_poll */
 	uint64_t allow_ns;            /* dirty limit: when this vCPU's budget is back to 0 */
 	uint64_t empty_full_exits;    /* in a row: full exits with nothing to harvest */
 	uint32_t kvm_reset;           /* KVM's reset index, from KVM_RESET_DIRTY_RINGS' counts */
@@ -40,7 +41,9 @@ struct dirty_stats {
 	uint64_t syncs;               /* dirty_sync calls */
 	uint64_t pages;               /* pages reported by the last sync */
 	uint64_t sync_ns;             /* time the last sync took (the harvest cost) */
-	uint64_t clear_ns;            /* KVM_CLEAR_DIRTY_LOG time since the last sync */
+	/* Tracking work outside dirty_sync, ever (atomic adds): re-arming
+	 * (KVM_CLEAR_DIRTY_LOG) and ring harvests on full exits and polls. */
+	uint64_t track_ns;
 	uint64_t bad_entries;         /* ring entries naming no RAM (ignored) */
 	uint64_t ring_full_exits;
 	uint64_t ring_overruns;       /* KVM pushed past the end of a ring (kvm_pvm) */
@@ -103,6 +106,14 @@ int dirty_sync(struct dirty *d, uint64_t *out);
  * manual protection, nothing otherwise. */
 void dirty_rearm(struct dirty *d, const uint64_t *bits, uint64_t first, uint64_t n);
 
+/* Ring backend, while a copy runs (the migration thread between batches):
+ * harvest and reset every ring that is 1/DIRTY_POLL_FRACTION full or more.
+ * The vCPUs then seldom fill their rings (each full exit stops a vCPU),
+ * and KVM's pushes stay far from the end of the ring, which kvm_pvm
+ * overruns when a vCPU fills it in emulated kernel code (docs/migration.md).
+ * The pages go to the next dirty_sync. A no-op with the bitmap. */
+#define DIRTY_POLL_FRACTION 4
+void dirty_poll(struct dirty *d);
 /* vCPU thread, on KVM_EXIT_DIRTY_RING_FULL: harvest this vCPU's ring and
  * reset it before the vCPU runs again, then sleep off any dirty limit. */
 void dirty_ring_full(struct dirty *d, struct vcpu *v);

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when the packages are already there.
 set -euo pipefail
 pkgs=(gcc make pkg-config libjson-c-dev libseccomp-dev liburing-dev libcmocka-dev
-      libzstd-dev zlib1g-dev clang binutils busybox-static cpio iproute2 python3 qemu-system-x86
+      libzstd-dev zlib1g-dev libisal-dev clang binutils busybox-static cpio iproute2 python3 qemu-system-x86
       libclang-rt-14-dev valgrind)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,7 +13,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "vm.h"
 
@@ -213,7 +212,7 @@ int channel_send_msg(int fd, uint32_t kind, int32_t status, uint64_t time_ns, co
 	m.time_ns = time_ns;
 	if (text)
 		snprintf(m.text, sizeof(m.text), "%s", text);
-	m.crc = (uint32_t)crc32(0, (const Bytef *)&m, offsetof(struct channel_msg, crc));
+	m.crc = state_crc32(0, &m, offsetof(struct channel_msg, crc));
 	const uint8_t *p = (const uint8_t *)&m;
 	size_t len = sizeof(m);
 	while (len) {
@@ -243,7 +242,7 @@ int channel_recv_msg(int fd, struct channel_msg *m)
 		got += (size_t)n;
 	}
 	if (memcmp(m->magic, msg_magic, 8) ||
-	    m->crc != (uint32_t)crc32(0, (const Bytef *)m, offsetof(struct channel_msg, crc)))
+	    m->crc != state_crc32(0, m, offsetof(struct channel_msg, crc)))
 		return -EBADMSG;
 	m->text[sizeof(m->text) - 1] = '\0';
 	return 0;

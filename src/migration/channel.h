@@ -36,8 +36,9 @@ struct state_sink channel_sink(struct channel_sink *s);
 
 /* Messages: destination -> source READY (stream loaded and checked, or
  * refused: status -errno, text the reason) and RESUMED (time_ns = its
- * CLOCK_MONOTONIC at resume); source -> destination GO. */
-enum { CHANNEL_READY = 1, CHANNEL_GO, CHANNEL_RESUMED };
+ * CLOCK_MONOTONIC at resume), SYNCED (everything up to a "sync" section
+ * is loaded); source -> destination GO. */
+enum { CHANNEL_READY = 1, CHANNEL_GO, CHANNEL_RESUMED, CHANNEL_SYNCED };
 
 struct channel_msg {
 	char magic[8];           /* "EMBRMIGR" */

@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "control/control.h"
 #include "dirty.h"
@@ -53,7 +52,7 @@ static uint64_t nchunks_of(uint64_t size)
 
 static uint32_t crc_buf(const void *p, size_t len)
 {
-	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)len);
+	return state_crc32(0, p, len);
 }
 
 static uint32_t zero_crc(size_t len)
@@ -121,8 +120,8 @@ static uint32_t crc_zeros(uint32_t crc, uint64_t len)
 {
 	static const uint8_t zero[SNAPSHOT_CHUNK];
 	while (len) {
-		uInt n = len < sizeof(zero) ? (uInt)len : (uInt)sizeof(zero);
-		crc = (uint32_t)crc32(crc, zero, n);
+		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
+		crc = state_crc32(crc, zero, n);
 		len -= n;
 	}
 	return crc;
@@ -165,7 +164,7 @@ static int write_memory(struct vm *vm, int fd, const uint64_t *only, uint32_t *c
 		}
 		/* Holes inside the chunk too: the CRC takes zeros for them,
 		 * only the data parts are read. */
-		uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+		uint32_t crc = 0;
 		uint64_t off = first * PAGE_SIZE, end = off + len;
 		while (off < end) {
 			uint64_t d = mem_next_data(m, off, end);
@@ -173,7 +172,7 @@ static int write_memory(struct vm *vm, int fd, const uint64_t *only, uint32_t *c
 			if (d >= end)
 				break;
 			uint64_t h = mem_next_hole(m, d, end);
-			crc = (uint32_t)crc32(crc, m->host + d, (uInt)(h - d));
+			crc = state_crc32(crc, m->host + d, h - d);
 			int r = write_pages(fd, m->host, d / PAGE_SIZE, h / PAGE_SIZE, only, res);
 			if (r)
 				return r;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <isa-l/crc.h>
 
 static const char stream_magic[8] = { 'E', 'M', 'B', 'R', 'S', 'T', 'A', 'T' };
 #define SECTION_MAGIC 0x54434553u   /* "SECT" */
@@ -16,17 +16,24 @@ static const char stream_magic[8] = { 'E', 'M', 'B', 'R', 'S', 'T', 'A', 'T' };
 /* Field values are padded to 8 bytes so a loader may use them in place. */
 #define PADDED(len) (((uint64_t)(len) + 7) & ~(uint64_t)7)
 
+/* CRC-32 as zlib's crc32() computes it, with ISA-L's PCLMULQDQ code
+ * (about ten times zlib's speed: every page of a migration passes through
+ * it on both sides). */
 static uint32_t crc(const void *p, size_t len)
 {
-	uLong c = crc32(0L, Z_NULL, 0);
+	return state_crc32(0, p, len);
+}
+
+uint32_t state_crc32(uint32_t crc, const void *p, size_t len)
+{
 	const uint8_t *b = p;
 	while (len) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-		c = crc32(c, b, n);
+		uint64_t n = len > (1u << 30) ? (1u << 30) : len;
+		crc = crc32_gzip_refl(crc, b, n);
 		b += n;
 		len -= n;
 	}
-	return (uint32_t)c;
+	return crc;
 }
 
 /* ---- buffers and fds -------------------------------------------------- */

@@ -38,6 +38,11 @@ struct state_source {
 	void *opaque;
 };
 
+/* CRC-32 (zlib's polynomial and conventions: crc32(crc, p, len) with crc
+ * 0 to start), continued from crc: the sections' checksum, also used for
+ * snapshot memory chunks and migration messages. */
+uint32_t state_crc32(uint32_t crc, const void *p, size_t len);
+
 /* A growable memory buffer usable as both. */
 struct state_buf {
 	uint8_t *data;

@@ -143,6 +143,12 @@ int vm_save_pages(struct vm *vm, struct state_writer *w, const uint64_t *pages, 
 	return state_end_section(w);
 }
 
+int vm_save_sync(struct state_writer *w)
+{
+	int r = state_begin_section(w, "sync", 0, 1);
+	return r ? r : state_end_section(w);
+}
+
 /* ---- loading ----------------------------------------------------------------- */
 
 static int str_field(struct state_reader *r, uint16_t tag, char *buf, size_t size)
@@ -324,6 +330,15 @@ static int load_pages(void *opaque, struct state_reader *r)
 	return 0;
 }
 
+static int load_sync(void *opaque, struct state_reader *r)
+{
+	struct vm_restore *rs = opaque;
+	if (!rs->vm_seen || rs->irqchip || !rs->sync)
+		return state_fail(r, rs->sync ? "out of order" : "a sync mark where none is expected");
+	int e = rs->sync(rs);
+	return e ? state_fail(r, "answering a sync mark: %s", strerror(-e)) : 0;
+}
+
 static int load_memory(void *opaque, struct state_reader *r)
 {
 	struct vm_restore *rs = opaque;
@@ -386,6 +401,7 @@ int vm_restore_load(struct vm_restore *rs, struct state_source src, bool stream,
 		{ "vm", VM_SECTION_VERSION, load_vm, rs },
 		{ "ram", 1, load_ram, rs },
 		{ "pages", 1, load_pages, rs },
+		{ "sync", 1, load_sync, rs },
 		{ "memory", 1, load_memory, rs },
 		{ "irqchip", 1, load_irqchip, rs },
 		{ "pit", 1, load_pit, rs },

@@ -3,7 +3,8 @@
  *
  * Stream order: "vm" (the machine: vCPUs, RAM size and layout, CPU model,
  * device options), guest RAM as "ram" chunks (self-test), "pages" batches
- * (migration) or one "memory" section naming a memory file (snapshots),
+ * (migration, with "sync" marks the destination acknowledges) or one
+ * "memory" section naming a memory file (snapshots),
  * "irqchip", "pit", one section per registered device (devstate.h), one
  * "cpu" per vCPU, "clock", "end". */
 #ifndef EMBER_MIGRATION_VMSAVE_H
@@ -38,6 +39,9 @@ int vm_save_state(struct vm *vm, struct state_writer *w);
 #define VMSAVE_PAGE_HOLE (1ull << 62)
 int vm_save_pages(struct vm *vm, struct state_writer *w, const uint64_t *pages, unsigned n,
 		  uint8_t *buf, uint64_t *zero_pages);
+/* An empty "sync" section: the destination answers once it has loaded
+ * everything before it. */
+int vm_save_sync(struct state_writer *w);
 
 /* Loading, with hooks for a VM that does not exist yet. */
 struct vm_restore {
@@ -46,6 +50,10 @@ struct vm_restore {
 	 * makes rs->vm from it (0, or an exit code with the reason printed). */
 	struct vm_config cfg;
 	int (*create)(struct vm_restore *rs);
+	/* A "sync" section (migration): answer that everything before it is
+	 * loaded. NULL: the section is refused. */
+	int (*sync)(struct vm_restore *rs);
+	int sync_fd;
 	/* The "memory" section of a snapshot (snapshot.c). */
 	int (*memory)(struct vm_restore *rs, struct state_reader *r);
 	void *opaque;
