@@ -51,7 +51,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBER = os.environ.get("EMBER", os.path.join(ROOT, "build/ember"))
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
-KERNEL = os.path.join(ROOT, "build/guest/dirtyload.elf")
+KERNEL = os.environ.get("DIRTYLOAD", os.path.join(ROOT, "build/guest/dirtyload.elf"))
 OUT = os.path.join(ROOT, "build/bench")
 RING = 4096
 DOWNTIME_MS = 50
@@ -463,7 +463,7 @@ def main():
     ap.add_argument("--patterns", help="random,seq")
     ap.add_argument("--vmms", help=",".join(VMMS))
     ap.add_argument("--no-snapshot", action="store_true")
-    ap.add_argument("--restores", type=int, default=5)
+    ap.add_argument("--restores", type=int, default=10)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds of workload before migrating")
     a = ap.parse_args()
     sizes = [1024, 4096] if a.full else [1024]
@@ -480,6 +480,7 @@ def main():
         log("# %s not installed: Ember only" % QEMU)
         vmms = [v for v in vmms if v.startswith("ember")]
     os.makedirs(OUT, exist_ok=True)
+    load0 = os.getloadavg()[0]
     b = Bench(a)
     results = []
     tsv = open(os.path.join(OUT, "migration.tsv"), "w")
@@ -514,13 +515,14 @@ def main():
         b.cleanup()
         shutil.rmtree(b.tmp, ignore_errors=True)
         tsv.close()
-    report(results, snaps, vmms)
+    report(results, snaps, vmms, load0)
 
 
-def report(results, snaps, vmms):
+def report(results, snaps, vmms, load0):
     lines = []
     p = lines.append
-    p("Live migration over loopback TCP, dirtyload guest, 1 vCPU; %s" % host_line())
+    p("Live migration over loopback TCP, dirtyload guest, 1 vCPU; %s; load average %s at the start, %s at the end"
+      % (host_line(), load0, os.getloadavg()[0]))
     p("")
     p("| guest | rate | pattern | VMM | total ms | downtime ms | passes | pages sent | MiB sent |"
       " harvest/pass us (median, max) | guest wrote MB/s | verified |")
@@ -562,7 +564,8 @@ def report(results, snaps, vmms):
         p("")
         p("Snapshot and restore, 1 GiB guest writing 100 MB/s at random (medians over the restores):")
         p("")
-        p("| VMM | snapshot: paused ms | written MiB | restore: start -> running ms | RAM all loaded ms | verified |")
+        p("| VMM | snapshot: paused ms | written MiB | restore: start -> running ms (median, min) | RAM all loaded ms |"
+          " verified |")
         p("| --- | --- | --- | --- | --- | --- |")
         for name, s in snaps.items():
             if s.get("error"):
@@ -570,7 +573,7 @@ def report(results, snaps, vmms):
                 continue
             p("| %s | %.0f | %.0f | %s | %s | %s |" % (
                 name, s["paused_ms"], s["written_mib"],
-                fmt(statistics.median(s["restore_ms"]) if s["restore_ms"] else None, "%.2f"),
+                "%.2f, %.2f" % (statistics.median(s["restore_ms"]), min(s["restore_ms"])) if s["restore_ms"] else "-",
                 fmt(statistics.median(s["loaded_ms"]) if s["loaded_ms"] else None),
                 "yes" if s["verified"] else "**no**"))
         p("")

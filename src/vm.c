@@ -160,16 +160,54 @@ static int create_platform(struct vm *vm)
 	 * each slot update waits for an SRCU grace period (~6 ms here). */
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return vm_error("KVM_CREATE_IRQCHIP", errno);
+	for (unsigned i = 0; i < 24; i++)
+		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	return 0;
+}
+
+/* The in-kernel PIT, on a thread: KVM_CREATE_PIT2 creates a kernel worker
+ * thread and waits for it, the longest step of creating a VM on a busy
+ * host. It holds kvm->lock meanwhile, which KVM_CREATE_VCPU takes too, so
+ * it starts after the vCPUs exist; the devices and, on a restore, the
+ * whole state load happen while it runs. */
+static void *pit_thread(void *opaque)
+{
+	struct vm *vm = opaque;
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return vm_error("KVM_CREATE_PIT2", errno);
 	/* QEMU's kvm-pit.lost_tick_policy=discard: ticks the guest missed
 	 * are dropped rather than delivered late in a burst. */
 	struct kvm_reinject_control reinject = { .pit_reinject = 0 };
-	if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
-		return vm_error("KVM_REINJECT_CONTROL", errno);
-	for (unsigned i = 0; i < 24; i++)
-		vm->isa_irq[i] = (struct irq_line){ .set_level = kvm_irq_line_set, .gsi = i, .opaque = vm };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		vm->pit_status = vm_error("KVM_CREATE_PIT2", errno);
+	else if (vm->cfg->pit_discard && ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
+		vm->pit_status = vm_error("KVM_REINJECT_CONTROL", errno);
+	return NULL;
+}
+
+static int pit_start(struct vm *vm)
+{
+	int r = pthread_create(&vm->pit_thread, NULL, pit_thread, vm);
+	if (r) {
+		pit_thread(vm);   /* no thread: do it here */
+		return vm->pit_status;
+	}
+	vm->pit_started = true;
+	return 0;
+}
+
+int vm_pit_ready(struct vm *vm)
+{
+	if (vm->pit_started) {
+		pthread_join(vm->pit_thread, NULL);
+		vm->pit_started = false;
+	}
+	if (vm->pit_status)
+		return vm->pit_status;
+	if (vm->pit_pending) {
+		vm->pit_pending = false;
+		if (ioctl(vm->vm_fd, KVM_SET_PIT2, &vm->pit_state) < 0)
+			return vm_error("KVM_SET_PIT2", errno);
+	}
 	return 0;
 }
 
@@ -239,7 +277,18 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_error("event loop", r);
 	if ((r = vm_suspend_init(vm)))
 		return vm_error("event loop", r);
-	if ((r = open_kvm(vm)) || (r = create_platform(vm)) || (r = create_devices(vm)))
+	if ((r = open_kvm(vm)) || (r = create_platform(vm)))
+		return r;
+	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return vm_error("vCPUs", ENOMEM);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
+			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
+	if ((r = pit_start(vm)) || (r = create_devices(vm)))
+		return r;
+	/* A restored VM waits for its PIT after loading its state. */
+	if (!cfg->from_state && (r = vm_pit_ready(vm)))
 		return r;
 	/* Before the kernel is loaded: a kernel segment over page 0 wins, as
 	 * over a real BIOS's data. A restored VM has its own. */
@@ -255,15 +304,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
 		return user_error(err);
 
-	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus)
-		return vm_error("vCPUs", ENOMEM);
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		if ((r = vcpu_create(vm, i, &vm->vcpus[i])))
-			return r == -ENOTSUP ? EXIT_USAGE : vm_error("creating vCPU", r);
-		if (!cfg->from_state && (r = vcpu_init_boot_state(vm->vcpus[i])))
+	for (unsigned i = 0; i < vm->ncpus && !cfg->from_state; i++)
+		if ((r = vcpu_init_boot_state(vm->vcpus[i])))
 			return vm_error("setting vCPU boot state", r);
-	}
 	return 0;
 }
 
@@ -428,6 +471,8 @@ void vm_destroy(struct vm *vm)
 	 * restore loader. */
 	migrate_finish(vm);
 	snapshot_finish(vm);
+	if (vm->pit_started)
+		vm_pit_ready(vm);
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(vm->vcpus[i]);

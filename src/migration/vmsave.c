@@ -422,6 +422,13 @@ int vm_restore_load(struct vm_restore *rs, struct state_source src, bool stream,
 			 rs->cpus != vm->ncpus ? "vCPUs missing" : "no clock");
 		return -EBADMSG;
 	}
+	uint64_t t = now_ns();
+	r = vm_pit_ready(vm);
+	rs->pit_wait_ns = now_ns() - t;
+	if (r) {
+		snprintf(err, errlen, "the PIT state could not be applied");
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -444,7 +451,9 @@ int vm_restore_create(struct vm_restore *rs)
 	rs->cfg.nnets = c->nnets;
 	rs->cfg.rng = c->rng;
 	rs->cfg.from_state = true;
+	uint64_t t = now_ns();
 	int r = vm_create(rs->target, &rs->cfg);
+	rs->create_ns = now_ns() - t;
 	rs->create_status = r;
 	if (!r)
 		rs->vm = rs->target;

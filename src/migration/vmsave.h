@@ -62,6 +62,7 @@ struct vm_restore {
 	struct vm *target;
 	const struct vm_config *cmdline;
 	int create_status;          /* vm_create's exit code */
+	uint64_t create_ns, pit_wait_ns;   /* time in vm_create, waiting for the PIT */
 	uint64_t pages_loaded;      /* "pages" loaded (migration progress) */
 	/* internal: what has been loaded, in order */
 	bool vm_seen, ram_seen, irqchip, pit, clock;

@@ -82,8 +82,10 @@ int vm_arch_load_pit(void *opaque, struct state_reader *r)
 		return e;
 	if (pit.flags & ~KVM_PIT_FLAGS_HPET_LEGACY)
 		return state_fail(r, "PIT flags %#x unknown", pit.flags);
-	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
-		return state_fail(r, "KVM_SET_PIT2: %s", strerror(errno));
+	/* Applied by vm_pit_ready() once the PIT exists (vm_create makes it on
+	 * a thread while the rest of the state loads). */
+	vm->pit_state = pit;
+	vm->pit_pending = true;
 	return 0;
 }
 
