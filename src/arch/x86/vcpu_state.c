@@ -2,6 +2,7 @@
 #include "arch/x86/vcpu_state.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,15 @@ static int read_fields(struct state_reader *r, const struct guest_cpu *g, struct
 	if (f->nested && (!g->nested_state || f->nested_len < sizeof(struct kvm_nested_state) ||
 			  f->nested_len > (size_t)g->nested_state_size))
 		return state_fail(r, "nested state that this host's KVM cannot take");
+	/* KVM reads as many bytes as the blob's own size field says: it must
+	 * be the field's length, or KVM would read past the copy (found by
+	 * tests/fuzz/fuzz_stream.c). */
+	uint32_t nsize;
+	if (f->nested) {
+		memcpy(&nsize, (const uint8_t *)f->nested + offsetof(struct kvm_nested_state, size), sizeof(nsize));
+		if (nsize != f->nested_len)
+			return state_fail(r, "nested state of %zu bytes says it has %u", f->nested_len, nsize);
+	}
 	return 0;
 }
 
