@@ -31,7 +31,8 @@ Figures per row:
   harvest   Ember: dirty-log work per pass after the first (median, max):
             the sync at the pass boundary plus the tracking work during the
             pass (KVM_CLEAR_DIRTY_LOG re-arms; ring harvests on full exits
-            and polls); QEMU reports nothing comparable
+            and polls, and the re-protection of all RAM after kvm_pvm
+            overran a ring: "overruns"); QEMU reports nothing comparable
   wrate     the rate the guest actually wrote at during the migration
             (from its "alive" lines: page writes over TSC time)
 """
@@ -277,6 +278,7 @@ class Bench:
             "harvest_us": statistics.median(harvest) if harvest else None,
             "harvest_max_us": max(harvest) if harvest else None,
             "full_exits": last.get("ring_full_exits"),
+            "overruns": last.get("ring_overruns"),
             "throttled": any(e.get("throttle_mbps", 0) > 0 for e in mig),
         }
         res["wrate"] = write_rate(src.text(), off, dst.text() if dst.wait_for(ALIVE.pattern, 5) else "")
@@ -419,6 +421,11 @@ class Bench:
                 argv[argv.index("unix:%s,server=on,wait=off" % rq)] = "unix:%s,server=on,wait=on" % rq
                 r = self.proc(argv, "qrestore-%d.out" % i)
                 rqmp = QMP(rq)
+                # The state was saved stopped, so QEMU stays stopped after
+                # loading it: continue it as soon as it has.
+                while rqmp.cmd("query-status")["status"] == "inmigrate":
+                    time.sleep(0.001)
+                rqmp.cmd("cont")
                 e = rqmp.event("RESUME", 60)
                 if e:
                     firsts.append((event_time(e) - r.t_start) * 1000)
@@ -465,6 +472,10 @@ def main():
     ap.add_argument("--no-snapshot", action="store_true")
     ap.add_argument("--restores", type=int, default=10)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds of workload before migrating")
+    ap.add_argument("--tsv", default="migration.tsv", help="raw figures: build/bench/NAME")
+    ap.add_argument("--snapshot-only", action="store_true", help="no migrations")
+    ap.add_argument("--report", nargs="+", metavar="TSV",
+                    help="only print the tables from these build/bench/ files (and migration-snapshot.json)")
     a = ap.parse_args()
     sizes = [1024, 4096] if a.full else [1024]
     rates = [0, 100, 400, 800] if a.full else [0, 100, 800]
@@ -480,12 +491,18 @@ def main():
         log("# %s not installed: Ember only" % QEMU)
         vmms = [v for v in vmms if v.startswith("ember")]
     os.makedirs(OUT, exist_ok=True)
+    if a.report:
+        report_files(a.report)
+        return
+    if a.snapshot_only:
+        sizes = []
     load0 = os.getloadavg()[0]
     b = Bench(a)
     results = []
-    tsv = open(os.path.join(OUT, "migration.tsv"), "w")
+    tsv = open(os.path.join(OUT, a.tsv), "w")
     cols = ["mem_mib", "rate", "pattern", "vmm", "total_ms", "downtime_ms", "qemu_downtime_ms", "passes", "pages",
-            "mib", "harvest_us", "harvest_max_us", "wrate", "throttled", "verified", "error"]
+            "mib", "harvest_us", "harvest_max_us", "full_exits", "overruns", "wrate", "throttled", "verified",
+            "error"]
     tsv.write("\t".join(cols) + "\n")
     try:
         for mem in sizes:
@@ -511,11 +528,46 @@ def main():
             if shutil.which(QEMU):
                 snaps["qemu"] = b.snapshot_qemu(1024, max(1, min(a.restores, 3)))
                 log("snapshot qemu: %s" % snaps["qemu"])
+            snaps["load"] = os.getloadavg()[0]
+            with open(os.path.join(OUT, "migration-snapshot.json"), "w") as f:
+                json.dump(snaps, f)
     finally:
         b.cleanup()
         shutil.rmtree(b.tmp, ignore_errors=True)
         tsv.close()
     report(results, snaps, vmms, load0)
+
+
+def report_files(names):
+    """The tables again from saved figures (several runs, one table)."""
+    results = []
+    conv = {"mem_mib": int, "rate": int, "passes": int, "pages": int}
+    for name in names:
+        with open(os.path.join(OUT, name)) as f:
+            head = f.readline().rstrip("\n").split("\t")
+            for line in f:
+                v = dict(zip(head, line.rstrip("\n").split("\t")))
+                r = {}
+                for k, x in v.items():
+                    if x in ("", "None"):
+                        r[k] = None
+                    elif k in conv:
+                        r[k] = conv[k](x)
+                    elif x in ("True", "False"):
+                        r[k] = x == "True"
+                    else:
+                        try:
+                            r[k] = float(x)
+                        except ValueError:
+                            r[k] = x
+                results.append(r)
+    snaps = {}
+    path = os.path.join(OUT, "migration-snapshot.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            snaps = json.load(f)
+    snaps.pop("load", None)
+    report(results, snaps, VMMS, "(several runs)")
 
 
 def report(results, snaps, vmms, load0):
@@ -536,6 +588,8 @@ def report(results, snaps, vmms, load0):
         if r.get("qemu_downtime_ms") is not None:
             dt += " (%d)" % r["qemu_downtime_ms"]
         hv = "-" if r["harvest_us"] is None else "%.0f, %.0f" % (r["harvest_us"], r["harvest_max_us"])
+        if r.get("overruns"):
+            hv += " (%d overruns)" % r["overruns"]
         p("| %d GiB | %d | %s | %s | %.0f | %s | %s%s | %d | %.0f | %s | %s | %s |" % (
             r["mem_mib"] >> 10, r["rate"], r["pattern"], r["vmm"], r["total_ms"], dt, r["passes"],
             " (throttled)" if r.get("throttled") else "", r["pages"], r["mib"], hv, fmt(r["wrate"]),

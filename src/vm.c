@@ -186,7 +186,9 @@ static void *pit_thread(void *opaque)
 
 static int pit_start(struct vm *vm)
 {
-	int r = pthread_create(&vm->pit_thread, NULL, pit_thread, vm);
+	/* Only a restored or incoming VM has work to overlap, and it is made
+	 * before any seccomp filter (a VM rebuilt later makes no thread). */
+	int r = vm->cfg->from_state ? pthread_create(&vm->pit_thread, NULL, pit_thread, vm) : -1;
 	if (r) {
 		pit_thread(vm);   /* no thread: do it here */
 		return vm->pit_status;

@@ -84,6 +84,8 @@ static json_object *progress_json(struct migration *m)
 	json_object_object_add(o, "track_us", json_object_new_double((double)m->track_ns / 1e3));
 	json_object_object_add(o, "ring_full_exits", ju64(__atomic_load_n(&m->vm->dirty.stats.ring_full_exits,
 									    __ATOMIC_RELAXED)));
+	json_object_object_add(o, "ring_overruns", ju64(__atomic_load_n(&m->vm->dirty.stats.ring_overruns,
+									  __ATOMIC_RELAXED)));
 	json_object_object_add(o, "throttle_mbps", json_object_new_double((double)m->throttle_bps / 1e6));
 	json_object_object_add(o, "elapsed_ms", json_object_new_double((double)((m->total_ns ? m->total_ns :
 										now_ns() - m->start_ns)) / 1e6));
@@ -127,6 +129,9 @@ struct sender {
 	uint64_t batch[VMSAVE_PAGES_MAX];
 	unsigned nbatch;
 	bool sent_once;             /* the first pass is out */
+	/* First pass: the memfd's next hole at or after hole_from (SEEK_HOLE
+	 * walks the file up to the hole it finds: ask again only past it). */
+	uint64_t hole_from, next_hole;
 };
 
 static int flush_batch(struct sender *s)
@@ -176,7 +181,11 @@ static int send_dirty(struct sender *s, bool paused)
 		for (uint64_t off = base * PAGE_SIZE, end = (base + n) * PAGE_SIZE; off < end;) {
 			uint64_t h, d, len;
 			if (!s->sent_once) {
-				if ((h = mem_next_hole(&vm->mem, off, end)) >= end)
+				if (off < s->hole_from || off >= s->next_hole) {
+					s->hole_from = off;
+					s->next_hole = mem_next_hole(&vm->mem, off, npages * PAGE_SIZE);
+				}
+				if ((h = s->next_hole) >= end)
 					break;
 				d = mem_next_data(&vm->mem, h, end);
 			} else if (vm->discard.bits && discard_next_skippable(&vm->discard, &vm->mem, off, end, &h, &len)) {

@@ -145,6 +145,10 @@ static int write_memory(struct vm *vm, int fd, const uint64_t *only, uint32_t *c
 {
 	struct guest_mem *m = &vm->mem;
 	uint64_t npages = m->size / PAGE_SIZE, nch = nchunks_of(m->size);
+	/* SEEK_HOLE walks the memfd up to the hole it finds: ask again only
+	 * past the last answer (asking per chunk walked the rest of RAM for
+	 * every MiB: 2.9 s of a 1 GiB snapshot's pause). */
+	uint64_t hole_from = 0, next_hole = 0;
 	for (uint64_t c = 0; c < nch; c++) {
 		uint64_t first = c * CHUNK_PAGES, n = npages - first < CHUNK_PAGES ? npages - first : CHUNK_PAGES;
 		size_t len = (size_t)n * PAGE_SIZE;
@@ -171,7 +175,11 @@ static int write_memory(struct vm *vm, int fd, const uint64_t *only, uint32_t *c
 			crc = crc_zeros(crc, d - off);
 			if (d >= end)
 				break;
-			uint64_t h = mem_next_hole(m, d, end);
+			if (d < hole_from || d >= next_hole) {
+				hole_from = d;
+				next_hole = mem_next_hole(m, d, m->size);
+			}
+			uint64_t h = next_hole < end ? next_hole : end;
 			crc = state_crc32(crc, m->host + d, h - d);
 			int r = write_pages(fd, m->host, d / PAGE_SIZE, h / PAGE_SIZE, only, res);
 			if (r)
@@ -293,11 +301,13 @@ static int take_snapshot(struct vm *vm, struct snapshot_track *t, struct snap_re
 		goto out;
 	}
 	uint64_t tp = now_ns();
+	bool tp_synced = false;
 	/* Keep the dirty log on from here: the next snapshot may be a diff. */
 	if ((r = dirty_start(d)) || (r = dirty_sync(d, dirty))) {
 		snprintf(err, errlen, "dirty log: %s", strerror(-r));
 		goto resume;
 	}
+	tp_synced = true;
 	dirty_rearm(d, dirty, 0, d->npages);
 	if ((mfd = open_tmp(absdir, "memory", mtmp, sizeof(mtmp))) < 0 ||
 	    (sfd = open_tmp(absdir, "state", stmp, sizeof(stmp))) < 0) {
@@ -337,13 +347,20 @@ static int take_snapshot(struct vm *vm, struct snapshot_track *t, struct snap_re
 		snprintf(err, errlen, "%.300s: %s", stmp, strerror(-r));
 		goto resume;
 	}
+	/* Guest RAM and the state are in the files (the page cache): the
+	 * guest goes on while they reach the disk. */
+	res->pause_ns = now_ns() - tp;
+	vm_resume(vm);
 	/* Durable, then visible: the memory file first, the state last, so a
 	 * state file always has its memory beside it. */
 	if (fdatasync(mfd) < 0 || fdatasync(sfd) < 0 || (r = commit(absdir, "memory", mtmp)) ||
 	    (r = commit(absdir, "state", stmp))) {
 		r = r ? r : -errno;
 		snprintf(err, errlen, "%.300s: %s", absdir, strerror(-r));
-		goto resume;
+		/* The dirty log was harvested for a snapshot that is not
+		 * there: the next one must be full. */
+		t->have_last = false;
+		goto out;
 	}
 	t->have_last = true;
 	snprintf(t->last_dir, sizeof(t->last_dir), "%s", absdir);
@@ -351,9 +368,12 @@ static int take_snapshot(struct vm *vm, struct snapshot_track *t, struct snap_re
 	free(t->crcs);
 	t->crcs = crcs;
 	crcs = NULL;
+	goto out;
 resume:
 	res->pause_ns = now_ns() - tp;
 	vm_resume(vm);
+	if (r && tp_synced)
+		t->have_last = false;   /* as above */
 out:
 	if (mfd >= 0)
 		close(mfd);
