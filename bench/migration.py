@@ -528,7 +528,6 @@ def main():
             if shutil.which(QEMU):
                 snaps["qemu"] = b.snapshot_qemu(1024, max(1, min(a.restores, 3)))
                 log("snapshot qemu: %s" % snaps["qemu"])
-            snaps["load"] = os.getloadavg()[0]
             with open(os.path.join(OUT, "migration-snapshot.json"), "w") as f:
                 json.dump(snaps, f)
     finally:
