@@ -343,7 +343,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->result_fd = -1;
 	/* log until the allow lists cover every device and migration path
 	 * (docs/threat-model.md); --seccomp=kill enforces. */
-	cfg->seccomp = SANDBOX_LOG;
+	cfg->seccomp = SANDBOX_KILL;
 	cfg->test_violate = -1;
 	bool have_uid = false, have_gid = false;
 

@@ -419,6 +419,14 @@ int vm_restore_create(struct vm_restore *rs)
 	rs->cfg.on_reboot = c->on_reboot;
 	rs->cfg.incoming = c->incoming;
 	rs->cfg.restore = c->restore;
+	/* This process's sandbox and the files it opened before it. */
+	rs->cfg.seccomp = c->seccomp;
+	rs->cfg.jail = c->jail;
+	rs->cfg.uid = c->uid;
+	rs->cfg.gid = c->gid;
+	rs->cfg.files = c->files;
+	rs->cfg.test_violate = c->test_violate;
+	rs->cfg.test_violate_ioctl = c->test_violate_ioctl;
 	/* Device backends are this host's (its disk paths, its taps): from
 	 * the command line; their guest-visible state comes from the stream,
 	 * which refuses a device set that differs. */

@@ -18,10 +18,10 @@ for b in plain asan; do
 	for k in "${KINDS[@]}"; do NAMES+=("$b: forbidden call on $k" "$b: forbidden ioctl on $k"); done
 	NAMES+=("$b: restart mode: forbidden call on main" "$b: restart mode: forbidden ioctl on vcpu")
 done
-NAMES+=("log mode lets it through" "log mode: the kernel logged it" "off: no filter"
+NAMES+=("log mode lets it through" "log mode: the kernel logged it" "every thread filtered: balloon worker" "off: no filter"
 	"every thread filtered" "ember seccomp lists every kind" "--seccomp bad value"
 	"production build: control commands" "production build: guest kit" "production build: save/restore self-test"
-	"production build: multiboot kernels")
+	"production build: multiboot kernels" "production build: snapshot, migration and restore")
 require_kvm "${NAMES[@]}"
 for f in "$PLAIN" "$ASAN" "$GUEST/idle.elf" "$GUEST/hello.elf"; do
 	if [ ! -e "$f" ]; then
@@ -117,7 +117,10 @@ check_threads() {  # NAME BINARY EXPECTED ARGS...
 	wait $pid
 	expect_eq "$name" "$got" "$want"
 }
-check_threads "every thread filtered" "$PLAIN" "ember:2:1 vcpu0:2:1 vcpu1:2:1 "
+check_threads "every thread filtered" "$PLAIN" "ember:2:1 spawner:2:1 vcpu0:2:1 vcpu1:2:1 "
+# The balloon's discard worker (an I/O thread) too.
+check_threads "every thread filtered: balloon worker" "$PLAIN" "balloon:2:1 ember:2:1 spawner:2:1 vcpu0:2:1 vcpu1:2:1 " \
+	--balloon free-page-reporting=free
 check_threads "off: no filter" "$PLAIN" "ember:0:0 vcpu0:0:0 vcpu1:0:0 " --seccomp=off
 
 # The control plane on the production build: every command but quit, then
@@ -135,6 +138,34 @@ rc=0; wait $pid || rc=$?
 if [ -z "$ctl_ok" ] && [ $rc = 0 ] && [ ! -e "$sock" ]; then pass "production build: control commands"; else
 	fail "production build: control commands" "failed:${ctl_ok:- none}, exit $rc"
 	sed 's/^/#   /' "$TMP/ctl.out" "$TMP/ctl-replies.out" | tail -n 10
+fi
+
+# A snapshot, a live migration over a UNIX socket and a lazy restore on the production build, filters on:
+# the migration kind's list and the spawner. Each VM ends by ctl quit (0).
+prod_state_ok=
+sock=$TMP/ps.sock
+"$PLAIN" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 --api-socket "$sock" \
+	</dev/null >"$TMP/ps.out" 2>&1 &
+spid=$!
+for _ in $(seq 300); do grep -qs '^idle: ready' "$TMP/ps.out" && break; sleep 0.1; done
+timeout 60 "$PLAIN" ctl "$sock" snapshot "$TMP/psnap" >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok snapshot"
+"$PLAIN" run --incoming "unix:$TMP/ps.mig" --api-socket "$TMP/pd.sock" </dev/null >"$TMP/pd.out" 2>&1 &
+dpid=$!
+for _ in $(seq 50); do [ -S "$TMP/ps.mig" ] && break; sleep 0.1; done
+timeout 60 "$PLAIN" ctl "$sock" migrate "unix:$TMP/ps.mig" >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok migrate"
+wait_rc $spid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok source-exit-$WRC"
+timeout 30 "$PLAIN" ctl "$TMP/pd.sock" status >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok destination-status"
+timeout 30 "$PLAIN" ctl "$TMP/pd.sock" quit >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok destination-quit"
+wait_rc $dpid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok destination-exit-$WRC"
+"$PLAIN" run --restore "$TMP/psnap" --api-socket "$TMP/pr.sock" </dev/null >"$TMP/pr.out" 2>&1 &
+rpid=$!
+for _ in $(seq 50); do [ -S "$TMP/pr.sock" ] && break; sleep 0.1; done
+timeout 30 "$PLAIN" ctl "$TMP/pr.sock" status >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok restore-status"
+timeout 30 "$PLAIN" ctl "$TMP/pr.sock" quit >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok restore-quit"
+wait_rc $rpid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok restore-exit-$WRC"
+if [ -z "$prod_state_ok" ]; then pass "production build: snapshot, migration and restore"; else
+	fail "production build: snapshot, migration and restore" "failed:$prod_state_ok"
+	sed 's/^/#   /' "$TMP/ps.out" "$TMP/pd.out" "$TMP/pr.out" "$TMP/ps.ctl" | grep -v warning | tail -n 12
 fi
 
 "$PLAIN" seccomp >"$TMP/list.out" 2>&1

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox/sandbox.h"
 
 /* What each queue is for; the numbering depends on the features (§5.5.2). */
 enum role { R_NONE, R_INFLATE, R_DEFLATE, R_STATS, R_REPORT };
@@ -649,7 +650,8 @@ int virtio_balloon_create(const struct virtio_env *env, const struct balloon_opt
 			r = -ENOMEM;
 			goto fail;
 		}
-		if ((r = -pthread_create(&b->worker, NULL, worker_main, b)))
+		struct sandbox_fds fds = SANDBOX_NO_FDS;
+		if ((r = sandbox_thread_create(&b->worker, THREAD_IO, &fds, "balloon", worker_main, b)))
 			goto fail;
 		b->worker_started = true;
 	}
