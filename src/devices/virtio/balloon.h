@@ -67,6 +67,21 @@ struct balloon_opts {
 	void *opaque;
 };
 
+/* Migration: the "virtio-balloon" section (src/devices/virtio/state.c)
+ * carries, after the transport and its queues, the device's options, its
+ * configuration (num_pages, actual, poison_val), the statistics buffer the
+ * driver left, Ember's counters with the guest's last statistics, and the
+ * discarded-range record. Loading checks each field against this device:
+ * the guest-visible options (size, deflate-on-oom, free page reporting on
+ * or off) must be this device's; the discard mode and the statistics
+ * interval are this host's (recorded, not taken). Version 1 held the
+ * transport alone and is refused. A quiesced device (the VM paused) has
+ * no report in flight: FREE mode finishes its queued work first. */
+#define BALLOON_STATE_VERSION 2
+/* The options as streams carry them (here and in the "vm" section). */
+enum { BALLOON_OPT_DEFLATE_ON_OOM = 1, BALLOON_OPT_REPORTING = 2, BALLOON_OPT_FREE = 4,
+       BALLOON_OPT_ALL = 7 };
+
 int virtio_balloon_create(const struct virtio_env *env, const struct balloon_opts *o,
 			  struct discard_map *rec, struct virtio_dev **out);
 void virtio_balloon_destroy(struct virtio_dev *vd);
