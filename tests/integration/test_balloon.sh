@@ -63,6 +63,7 @@ NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB wit
 	"migrated balloon: statistics and reports keep coming on the destination"
 	"migrated balloon: guest checks (pages freed after the move reported, discarded, read zeros)"
 	"restored balloon: --balloon with other guest-visible options refused"
+	"restored balloon: --balloon for a VM that had none refused"
 	"restored balloon: state on the restored VM (target, actual, features, counters, record, mode from --balloon)"
 	"restored balloon: balloon set on the restored VM deflates the guest"
 	"restored balloon: statistics and reports keep coming on the restored VM"
@@ -386,6 +387,24 @@ else
 	show "$TMP/rs.out" 10; show "$VM_OUT" 10
 	kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
 fi
+
+# A VM without a balloon: a --balloon on restore is refused (as an extra
+# --disk would be).
+n="restored balloon: --balloon for a VM that had none refused"
+VM_OUT=$TMP/nob.out
+"$EMBER" run --kernel "$GUEST/idle.elf" --memory 64M --api-socket "$TMP/nob.sock" </dev/null >"$VM_OUT" 2>&1 &
+VM_PID=$!
+if wait_line '^idle: ready' 60 && ctl "$TMP/nob.sock" snapshot "$TMP/nobsnap" >"$TMP/nobsnap.out" 2>&1; then
+	run_vm "$TMP/nobbad.out" 60 --restore "$TMP/nobsnap" --balloon
+	if [ "$RC" = 2 ] && grep -q "the VM in the stream has no balloon" "$TMP/nobbad.out"; then
+		pass "$n"
+	else
+		fail "$n" "exit $RC"; show "$TMP/nobbad.out" 5
+	fi
+else
+	fail "$n" "no snapshot of the VM without a balloon"; show "$TMP/nobsnap.out" 5
+fi
+kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
 
 # ---- a Linux guest ------------------------------------------------------------------------
 if [ -d /sys/module/kvm_pvm ]; then
