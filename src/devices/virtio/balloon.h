@@ -32,7 +32,8 @@
  *             event loop never spends time freeing pages. */
 enum balloon_discard { BALLOON_DONTNEED, BALLOON_FREE };
 
-/* What `balloon stats` shows. Counters are since Ember started. */
+/* What `balloon stats` shows. Counters are since the VM started (a
+ * restored or migrated VM carries them). */
 struct balloon_info {
 	uint64_t target_bytes, actual_bytes;   /* num_pages and actual, in bytes */
 	uint64_t features;                     /* negotiated (0 before FEATURES_OK) */
