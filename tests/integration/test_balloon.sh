@@ -64,6 +64,7 @@ NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB wit
 	"migrated balloon: guest checks (pages freed after the move reported, discarded, read zeros)"
 	"restored balloon: --balloon with other guest-visible options refused"
 	"restored balloon: --balloon for a VM that had none refused"
+	"save/restore self-test with a balloon: the state saved again after a restore is identical"
 	"restored balloon: state on the restored VM (target, actual, features, counters, record, mode from --balloon)"
 	"restored balloon: balloon set on the restored VM deflates the guest"
 	"restored balloon: statistics and reports keep coming on the restored VM"
@@ -386,6 +387,18 @@ else
 	done
 	show "$TMP/rs.out" 10; show "$VM_OUT" 10
 	kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
+fi
+
+# The self-test saves the VM in the middle of reporting (free mode), loads
+# it into a fresh VM, saves that and compares: every field loaded back.
+n="save/restore self-test with a balloon: the state saved again after a restore is identical"
+run_vm "$TMP/self.out" 120 --kernel "$KERNEL" --debug-exit --memory 256M --balloon "$BOPTS" \
+	--cmdline "mode=report mib=64 hold_ms=3000" --test-save-restore-after 2500
+if [ "$RC" = 1 ] && grep -q 'selftest: restored into a fresh VM.*identical' "$TMP/self.out" &&
+   grep -Eq '^SUMMARY: [0-9]+ tests, 0 failures' "$TMP/self.out"; then
+	pass "$n"
+else
+	fail "$n" "exit $RC"; grep -E 'selftest|^not ok' "$TMP/self.out" | sed 's/^/#   /'; show "$TMP/self.out" 5
 fi
 
 # A VM without a balloon: a --balloon on restore is refused (as an extra
