@@ -99,7 +99,7 @@ def field(tag, typ, value):
 
 
 def balloon_state(num_pages=0, actual=0, flags=3, held=0, counters=(0,) * 9, have=0, mask=0,
-                  stats=(0,) * 16, record=bytes(512)):
+                  stats=(0,) * 16, record=bytes(512), pending=0):
     t = 0x400
     out = field(t, 4, 0) + field(t + 1, 3, flags) + field(t + 2, 3, 1)
     out += field(t + 3, 3, num_pages) + field(t + 4, 3, actual) + field(t + 5, 3, 0)
@@ -107,14 +107,14 @@ def balloon_state(num_pages=0, actual=0, flags=3, held=0, counters=(0,) * 9, hav
     for i, v in enumerate(counters):
         out += field(t + 8 + i, 4, v)
     out += field(t + 17, 1, have) + field(t + 18, 4, 1500 * 10**6) + field(t + 19, 3, mask)
-    out += field(t + 20, 5, struct.pack("<16Q", *stats)) + field(t + 21, 5, record)
+    out += field(t + 20, 5, struct.pack("<16Q", *stats)) + field(t + 21, 5, record) + field(t + 22, 1, pending)
     return out
 
 
 put("balloon_state", "quiet", balloon_state())
 put("balloon_state", "busy",
     balloon_state(num_pages=2048, actual=1024, counters=(1024, 512, 3, 8 << 20, 12 << 20, 4096, 2, 0, 123456),
-                  have=1, mask=0x3F, stats=tuple(range(16)), record=b"\xff" * 128 + bytes(384)))
+                  have=1, mask=0x3F, stats=tuple(range(16)), record=b"\xff" * 128 + bytes(384), pending=1))
 
 put("boot", "bzimage", bzimage())
 put("boot", "bzimage-old-protocol", bzimage(protocol=0x205, xloadflags=0))

@@ -550,6 +550,7 @@ enum {
 	T_NUM_PAGES, T_ACTUAL, T_POISON_VAL, T_STATS_HELD, T_STATS_HEAD,
 	T_INFLATED, T_DEFLATED, T_REPORTS, T_REPORTED, T_DISCARDED, T_KEPT, T_REFUSED,
 	T_DISCARD_ERRORS, T_DISCARD_NS, T_HAVE_STATS, T_STATS_AGE, T_STATS_MASK, T_STATS, T_RECORD,
+	T_CONFIG_PENDING,
 };
 
 static int save_dev(struct virtio_dev *vd, struct state_buf *b)
@@ -739,8 +740,53 @@ static void test_state_quiesce_free(void **state)
 	discard_free(&rec);
 }
 
+/* A target set while the VM is paused for a save: no interrupt then (it
+ * would be lost with the saved interrupt state), none for a statistics
+ * request either; the interrupt goes out on the first kick after the load
+ * elsewhere (or after resume here). */
+static void test_state_pending_target(void **state)
+{
+	struct discard_map ra, rb;
+	assert_int_equal(discard_init(&ra, mem.size), 0);
+	assert_int_equal(discard_init(&rb, mem.size), 0);
+	struct virtio_dev *a = busy_balloon(&ra, BALLOON_DONTNEED);
+	/* MSI-X on, entry 0 (the config vector) unmasked. */
+	a->pci.msix.table[0].ctrl = 0;
+	pci_cfg_write(&a->pci, a->pci.msix.cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+	virtio_bar_write(a, C(msix_config), 2, 0);
+	const struct devstate_ops *ops = virtio_state_ops(a);
+	ops->quiesce(a);
+	int fired = sink.fired[0];
+	assert_int_equal(balloon_set_target(a, 20 * MiB), 0);
+	assert_int_equal(sink.fired[0], fired);
+	assert_false(balloon_request_stats(a));
+	assert_false(used(2));
+	struct state_buf b;
+	assert_int_equal(save_dev(a, &b), 0);
+	/* Resume here: the kicks of resume (the test runs them) send it. */
+	ops->resume(a);
+	virtio_kick(a, 0);
+	assert_int_equal(sink.fired[0], fired + 1);
+	virtio_kick(a, 0);
+	assert_int_equal(sink.fired[0], fired + 1);                 /* once */
+	virtio_balloon_destroy(a);
+	/* Elsewhere: the loaded device owes it too. */
+	struct virtio_dev *c = make(&rb, true, BALLOON_DONTNEED);
+	char err[256];
+	assert_int_equal(load_dev(c, &b, err, sizeof(err)), 0);
+	assert_int_equal(virtio_bar_read(c, VIRTIO_DEVCFG_OFF, 4), 20 * MiB / PG);
+	fired = sink.fired[0];
+	virtio_kick(c, 1);
+	assert_int_equal(sink.fired[0], fired + 1);
+	assert_true(balloon_request_stats(c));
+	state_buf_free(&b);
+	virtio_balloon_destroy(c);
+	discard_free(&ra);
+	discard_free(&rb);
+}
+
 enum hostile { H_VERSION, H_TARGET, H_FLAGS, H_FREE_ALONE, H_FEATURES, H_SIZE, H_HEAD, H_HELD, H_HAVE,
-	       H_MASK, H_KEPT, H_UNALIGNED, H_RECORD, H_NO_RECORD, H_COUNT };
+	       H_MASK, H_KEPT, H_UNALIGNED, H_RECORD, H_NO_RECORD, H_PENDING, H_COUNT };
 
 /* A stream with a field out of range, or for another balloon, is refused
  * with a message naming it, and the device stays as it was. */
@@ -751,7 +797,7 @@ static void test_state_hostile(void **state)
 		[H_FREE_ALONE] = "options out of range", [H_FEATURES] = "not offered here", [H_SIZE] = "the balloon was",
 		[H_HEAD] = "statistics buffer 16", [H_HELD] = "statistics buffer flag", [H_HAVE] = "guest statistics",
 		[H_MASK] = "guest statistics", [H_KEPT] = "kept", [H_UNALIGNED] = "whole pages",
-		[H_RECORD] = "record", [H_NO_RECORD] = "record",
+		[H_RECORD] = "record", [H_NO_RECORD] = "record", [H_PENDING] = "pending config flag",
 	};
 	struct discard_map ra;
 	assert_int_equal(discard_init(&ra, mem.size), 0);
@@ -775,6 +821,7 @@ static void test_state_hostile(void **state)
 		case H_MASK: patch(&b, T_STATS_MASK, 1u << 16); break;
 		case H_KEPT: patch(&b, T_KEPT, 4 * MiB); break;
 		case H_UNALIGNED: patch(&b, T_DISCARDED, 4097); break;
+		case H_PENDING: patch(&b, T_CONFIG_PENDING, 7); break;
 		}
 		struct virtio_dev *c = make_opts(h == H_NO_RECORD ? NULL : &rb, &o);
 		char err[256];
@@ -829,6 +876,7 @@ int main(void)
 		cmocka_unit_test(test_option_string),
 		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_state_quiesce_free),
+		cmocka_unit_test(test_state_pending_target),
 		cmocka_unit_test(test_state_hostile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

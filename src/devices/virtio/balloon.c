@@ -35,6 +35,10 @@ struct vballoon {
 
 	struct balloon_info c;        /* counters and guest stats; vd.lock */
 	uint64_t told_actual_ns;      /* last on_stats call for a change of actual */
+	/* A new target while the VM was paused for a save: its interrupt
+	 * would be lost with the paused VM's interrupt state, so it goes out
+	 * on the first kick after resume (or after the load elsewhere). */
+	bool config_pending;
 
 	/* FREE mode: the discard thread. Lock order: vd.lock, then jlock. */
 	bool worker_started;
@@ -507,6 +511,10 @@ static void stats_queue(struct vballoon *b, unsigned q)
 static void balloon_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct vballoon *b = vd->backend;
+	if (b->config_pending) {
+		b->config_pending = false;
+		virtio_config_changed(vd);
+	}
 	switch (b->role[q]) {
 	case R_INFLATE: pfn_queue(b, q, true); break;
 	case R_DEFLATE: pfn_queue(b, q, false); break;
@@ -546,6 +554,7 @@ static void balloon_reset(struct virtio_dev *vd)
 	worker_reset(b);
 	memset(b->role, 0, sizeof(b->role));
 	b->stats_held = false;
+	b->config_pending = false;    /* a fresh driver reads num_pages anyway */
 	/* A fresh driver owns all its memory: nothing is in the balloon. */
 	b->cfg.actual = 0;
 	b->cfg.poison_val = 0;
@@ -581,6 +590,7 @@ enum {
 	T_NUM_PAGES, T_ACTUAL, T_POISON_VAL, T_STATS_HELD, T_STATS_HEAD,
 	T_INFLATED, T_DEFLATED, T_REPORTS, T_REPORTED, T_DISCARDED, T_KEPT, T_REFUSED,
 	T_DISCARD_ERRORS, T_DISCARD_NS, T_HAVE_STATS, T_STATS_AGE, T_STATS_MASK, T_STATS, T_RECORD,
+	T_CONFIG_PENDING,
 };
 
 static uint32_t opt_flags(const struct balloon_opts *o)
@@ -635,6 +645,7 @@ static int balloon_save(struct virtio_dev *vd, struct state_writer *w)
 		discard_export(b->rec, words);
 	state_put_blob(w, T_RECORD, words, nw * sizeof(*words));
 	free(words);
+	state_put_u8(w, T_CONFIG_PENDING, b->config_pending);
 	return 0;
 }
 
@@ -671,7 +682,7 @@ static int balloon_load(struct virtio_dev *vd, struct state_reader *r, const str
 	struct vballoon *b = vd->backend;
 	uint64_t size, age;
 	uint32_t flags, interval, num_pages, actual, poison_val;
-	uint8_t held;
+	uint8_t held, pending;
 	uint16_t head;
 	struct balloon_info c = { 0 };
 	const void *rec;
@@ -685,7 +696,8 @@ static int balloon_load(struct virtio_dev *vd, struct state_reader *r, const str
 	    (e = state_get_u32(r, T_NUM_PAGES, &num_pages)) || (e = state_get_u32(r, T_ACTUAL, &actual)) ||
 	    (e = state_get_u32(r, T_POISON_VAL, &poison_val)) || (e = state_get_u8(r, T_STATS_HELD, &held)) ||
 	    (e = state_get_u16(r, T_STATS_HEAD, &head)) || (e = get_counters(r, &c, &age)) ||
-	    (e = state_get_blob_ref(r, T_RECORD, &rec, &reclen)))
+	    (e = state_get_blob_ref(r, T_RECORD, &rec, &reclen)) ||
+	    (e = state_get_u8(r, T_CONFIG_PENDING, &pending)))
 		return e;
 	if (flags & ~(uint32_t)BALLOON_OPT_ALL || ((flags & BALLOON_OPT_FREE) && !(flags & BALLOON_OPT_REPORTING)) ||
 	    interval > 3600 || size % BALLOON_PAGE)
@@ -706,8 +718,8 @@ static int balloon_load(struct virtio_dev *vd, struct state_reader *r, const str
 		return state_fail(r, "target of %u pages, more than the guest's RAM", num_pages);
 	/* The statistics buffer: only a running driver with the stats queue
 	 * (always queue 2, §5.5.2) leaves one, inside that queue. */
-	if (held > 1)
-		return state_fail(r, "statistics buffer flag %u", held);
+	if (held > 1 || pending > 1)
+		return state_fail(r, "statistics buffer flag %u or pending config flag %u", held, pending);
 	if (held) {
 		bool running = (t->status & VIRTIO_CONFIG_S_DRIVER_OK) && (t->features >> VIRTIO_BALLOON_F_STATS_VQ & 1);
 		if (!running || head >= t->queue_size[2])
@@ -721,6 +733,7 @@ static int balloon_load(struct virtio_dev *vd, struct state_reader *r, const str
 	b->cfg.poison_val = poison_val;
 	b->stats_held = held;
 	b->stats_head = held ? head : 0;
+	b->config_pending = pending;
 	uint64_t now = mono_ns();
 	c.stats_at_ns = c.have_stats ? (age < now ? now - age : 0) : 0;
 	c.target_bytes = (uint64_t)num_pages * BALLOON_PAGE;
@@ -747,7 +760,9 @@ bool balloon_request_stats(struct virtio_dev *vd)
 	bool asked = false;
 	pthread_mutex_lock(&vd->lock);
 	for (unsigned q = 0; q < vd->nqueues; q++) {
-		if (b->role[q] != R_STATS || !b->stats_held || vd->broken ||
+		/* Quiesced: the VM is paused for a save, its RAM may be sent
+		 * already; the next tick asks. */
+		if (b->role[q] != R_STATS || !b->stats_held || vd->broken || vd->quiesced ||
 		    !(vd->status & VIRTIO_CONFIG_S_DRIVER_OK))
 			continue;
 		/* Using the buffer is the request (§5.5.6.3). */
@@ -778,7 +793,10 @@ int balloon_set_target(struct virtio_dev *vd, uint64_t bytes)
 	uint32_t pages = (uint32_t)(bytes / BALLOON_PAGE);
 	if (pages != b->cfg.num_pages) {
 		b->cfg.num_pages = pages;
-		virtio_config_changed(vd);
+		if (vd->quiesced)
+			b->config_pending = true;
+		else
+			virtio_config_changed(vd);
 	}
 	pthread_mutex_unlock(&vd->lock);
 	return 0;

@@ -71,8 +71,10 @@ struct balloon_opts {
 /* Migration: the "virtio-balloon" section (src/devices/virtio/state.c)
  * carries, after the transport and its queues, the device's options, its
  * configuration (num_pages, actual, poison_val), the statistics buffer the
- * driver left, Ember's counters with the guest's last statistics, and the
- * discarded-range record. Loading checks each field against this device:
+ * driver left, Ember's counters with the guest's last statistics, the
+ * discarded-range record, and whether a new target's interrupt is still
+ * owed (a target set while the VM was paused: the interrupt goes out on
+ * the first kick after resume or load). Loading checks each field against this device:
  * the guest-visible options (size, deflate-on-oom, free page reporting on
  * or off) must be this device's; the discard mode and the statistics
  * interval are this host's (recorded, not taken). Version 1 held the
@@ -88,12 +90,14 @@ int virtio_balloon_create(const struct virtio_env *env, const struct balloon_opt
 void virtio_balloon_destroy(struct virtio_dev *vd);
 
 /* Ask the guest for a balloon of `bytes` (rounded down to 4 KiB):
- * num_pages and a configuration interrupt. -EINVAL above guest RAM. */
+ * num_pages and a configuration interrupt (deferred while the device is
+ * quiesced). -EINVAL above guest RAM. */
 int balloon_set_target(struct virtio_dev *vd, uint64_t bytes);
 void balloon_get_info(struct virtio_dev *vd, struct balloon_info *out);
 /* Ask the guest for fresh statistics (give back the buffer it left in the
  * stats queue); they arrive later through on_stats. False when the guest
- * has left no buffer (no STATS_VQ, or a request is still out). */
+ * has left no buffer (no STATS_VQ, or a request is still out) or the
+ * device is quiesced (the VM paused for a save). */
 bool balloon_request_stats(struct virtio_dev *vd);
 /* "free_memory" for VIRTIO_BALLOON_S_MEMFREE, ...; NULL for unknown tags. */
 const char *balloon_stat_name(unsigned tag);
