@@ -89,12 +89,9 @@ static int create_balloon(struct vm *vm)
 		log_error("virtio-balloon: %s", strerror(-r));
 		return EXIT_VMM_ERROR;
 	}
-	/* Not in the state registry yet: a restored or migrated VM has no
-	 * balloon (the destination's command line does not carry one). */
-	int r2 = pci_host_add(&vm->pci, &vm->balloon->pci);
-	if (r2)
-		log_error("%s: no room on the PCI bus: %s", vm->balloon->name, strerror(-r2));
-	return r2 ? EXIT_VMM_ERROR : 0;
+	/* A restored or migrated VM gets its balloon from the stream's "vm"
+	 * section (src/migration/vmsave.c), so both sides register one. */
+	return plug(vm, vm->balloon, 0) ? EXIT_VMM_ERROR : 0;
 }
 
 struct discard_map *balloon_discarded(struct vm *vm)

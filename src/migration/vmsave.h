@@ -2,7 +2,7 @@
  * the save/restore self-test, snapshots and live migration share.
  *
  * Stream order: "vm" (the machine: vCPUs, RAM size and layout, CPU model,
- * device options), guest RAM as "ram" chunks (self-test), "pages" batches
+ * device options, the balloon's options), guest RAM as "ram" chunks (self-test), "pages" batches
  * (migration) or one "memory" section naming a memory file (snapshots),
  * "irqchip", "pit", one section per registered device (devstate.h), one
  * "cpu" per vCPU, "clock", "end". */

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the synthetic seed inputs of the loader and device fuzz targets
-into tests/fuzz/corpus/{boot,multiboot,devices}/ (the stripped guest
+into tests/fuzz/corpus/{boot,multiboot,devices,balloon_state}/ (the stripped guest
 kernels there are copied by hand: strip -o ... build/guest/...).
 Run from the repository root: python3 tests/fuzz/make_seeds.py"""
 import os
@@ -86,6 +86,35 @@ def devices():
         op(7, 1, 4, 2, 0) + op(8, 1, 0xFFFC, 3, 0x11223344) + op(8, 0, 0xFFFE, 3) +
         op(4, 0, 3, 3, 0, below=True))
 
+
+# balloon_state: the backend fields of a "virtio-balloon" section (balloon.c
+# order; field: u16 tag, u8 type, u8 flags, u32 length, value padded to 8)
+# for 16 MiB of RAM: a quiet balloon and one with history.
+def field(tag, typ, value):
+    if typ == 5:
+        raw = value
+    else:
+        raw = struct.pack({1: "<B", 2: "<H", 3: "<I", 4: "<Q"}[typ], value)
+    return struct.pack("<HBBI", tag, typ, 0, len(raw)) + raw + b"\0" * (-len(raw) % 8)
+
+
+def balloon_state(num_pages=0, actual=0, flags=3, held=0, counters=(0,) * 9, have=0, mask=0,
+                  stats=(0,) * 16, record=bytes(512), pending=0):
+    t = 0x400
+    out = field(t, 4, 0) + field(t + 1, 3, flags) + field(t + 2, 3, 1)
+    out += field(t + 3, 3, num_pages) + field(t + 4, 3, actual) + field(t + 5, 3, 0)
+    out += field(t + 6, 1, held) + field(t + 7, 2, 0)
+    for i, v in enumerate(counters):
+        out += field(t + 8 + i, 4, v)
+    out += field(t + 17, 1, have) + field(t + 18, 4, 1500 * 10**6) + field(t + 19, 3, mask)
+    out += field(t + 20, 5, struct.pack("<16Q", *stats)) + field(t + 21, 5, record) + field(t + 22, 1, pending)
+    return out
+
+
+put("balloon_state", "quiet", balloon_state())
+put("balloon_state", "busy",
+    balloon_state(num_pages=2048, actual=1024, counters=(1024, 512, 3, 8 << 20, 12 << 20, 4096, 2, 0, 123456),
+                  have=1, mask=0x3F, stats=tuple(range(16)), record=b"\xff" * 128 + bytes(384), pending=1))
 
 put("boot", "bzimage", bzimage())
 put("boot", "bzimage-old-protocol", bzimage(protocol=0x205, xloadflags=0))

@@ -420,7 +420,7 @@ static int blk_save(struct virtio_dev *vd, struct state_writer *w)
 	return 0;
 }
 
-static int blk_load(struct virtio_dev *vd, struct state_reader *r)
+static int blk_load(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t)
 {
 	struct vblk *b = vd->backend;
 	uint64_t sectors;

@@ -182,7 +182,7 @@ static int net_save(struct virtio_dev *vd, struct state_writer *w)
 	return 0;
 }
 
-static int net_load(struct virtio_dev *vd, struct state_reader *r)
+static int net_load(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t)
 {
 	struct vnet *n = vd->backend;
 	uint8_t mac[sizeof(n->cfg.mac)];
