@@ -140,12 +140,13 @@ if [ -z "$ctl_ok" ] && [ $rc = 0 ] && [ ! -e "$sock" ]; then pass "production bu
 	sed 's/^/#   /' "$TMP/ctl.out" "$TMP/ctl-replies.out" | tail -n 10
 fi
 
-# A snapshot, a live migration over a UNIX socket and a lazy restore on the production build, filters on:
+# A snapshot, a live migration over a UNIX socket (with a balloon whose
+# worker discards: it migrates) and a lazy restore on the production build, filters on:
 # the migration kind's list and the spawner. Each VM ends by ctl quit (0).
 prod_state_ok=
 sock=$TMP/ps.sock
 "$PLAIN" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 --api-socket "$sock" \
-	</dev/null >"$TMP/ps.out" 2>&1 &
+	--balloon free-page-reporting=free </dev/null >"$TMP/ps.out" 2>&1 &
 spid=$!
 for _ in $(seq 300); do grep -qs '^idle: ready' "$TMP/ps.out" && break; sleep 0.1; done
 timeout 60 "$PLAIN" ctl "$sock" snapshot "$TMP/psnap" >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok snapshot"
