@@ -41,6 +41,15 @@ static void drain_tx(void)
 		CHECK(n >= 12);
 }
 
+/* One script byte s; s >> 6 picks:
+ *   0 the doorbell of queue s & 7 (a queue past the last one too), a loop turn
+ *   1 net: a frame of (s & 63) * 24 + 12 bytes of the input from the wire;
+ *     balloon: a target of s & 63 pages
+ *   2 a loop turn (balloon, s odd: ask for statistics first)
+ *   3 s & 7: 0 read the ISR, 1 reset and set up again (requests in flight),
+ *     2 MSI-X function mask to bit 3, 3 read the device config, 4 the driver
+ *     sets FAILED, 5 a configuration change, 6 a device config write,
+ *     7 a loop turn */
 static void script(uint8_t s, const uint8_t *ram, size_t ramlen, const uint8_t *hdr)
 {
 	unsigned arg = s & 63;
@@ -94,6 +103,9 @@ static void script(uint8_t s, const uint8_t *ram, size_t ramlen, const uint8_t *
 			pthread_mutex_lock(&vd->lock);
 			virtio_config_changed(vd);
 			pthread_mutex_unlock(&vd->lock);
+			break;
+		case 6:         /* a device config write (the balloon's actual) */
+			cw(VIRTIO_DEVCFG_OFF + (s >> 3 & 7) * 2, 4, s * 0x01010101u);
 			break;
 		default:
 			w_settle();
