@@ -1,15 +1,15 @@
-/* Shared by fuzz_pci and fuzz_virtio: a VM's PCI side without KVM, as
- * vm_pci.c builds it. Guest RAM from mem_create (256 KiB, between guard
- * pages), the port and MMIO buses a vCPU dispatches on, the host bridge
- * (mechanism #1, ECAM, BAR windows), and in slots 1-5 virtio-blk (on a
- * 64 KiB memfd image), virtio-net (on a socketpair instead of a tap),
- * virtio-rng, pci-testdev and virtio-balloon (reporting, DONTNEED), all
- * on a real event loop. The VM's KVM side is faked (DESIGN rule 1), with
- * checks: MSI routes and INTx levels, and ioeventfds that, like KVM's,
- * take a guest write of the registered length at the registered address
- * before it reaches the bus. The world is built once and put back to its
- * reset state before each input (world_reset); world_check asserts what no
- * guest may change. */
+/* Shared by fuzz_pci, fuzz_virtio and fuzz_devstate: a VM's PCI side
+ * without KVM, as vm_pci.c builds it. Guest RAM from mem_create (256 KiB,
+ * between guard pages), the port and MMIO buses a vCPU dispatches on, the
+ * host bridge (mechanism #1, ECAM, BAR windows), and in slots 1-5
+ * virtio-blk (on a 64 KiB memfd image), virtio-net (on a socketpair
+ * instead of a tap), virtio-rng, pci-testdev and virtio-balloon
+ * (reporting, DONTNEED), all on a real event loop. The VM's KVM side is
+ * faked (DESIGN rule 1), with checks: MSI routes and INTx levels, and
+ * ioeventfds that, like KVM's, take a guest write of the registered
+ * length at the registered address before it reaches the bus. The world
+ * is built once and put back to its reset state before each input
+ * (world_reset); world_check asserts what no guest may change. */
 #ifndef FUZZ_PCI_WORLD_H
 #define FUZZ_PCI_WORLD_H
 
