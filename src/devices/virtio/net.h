@@ -19,6 +19,12 @@ struct net_opts {
 
 int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
 		      struct virtio_dev **out, char *err, size_t errlen);
+/* The same on fd, a descriptor set up as virtio_net_create sets up its tap
+ * (IFF_VNET_HDR with a 12-byte header, non-blocking): one opened
+ * elsewhere, or a test's socketpair. The device owns fd from here on
+ * (closed on failure too); name is for messages. */
+int virtio_net_create_fd(const struct virtio_env *env, int fd, const char *name, const uint8_t *mac,
+			 struct virtio_dev **out);
 void virtio_net_destroy(struct virtio_dev *vd);
 
 #endif
