@@ -205,9 +205,7 @@ static void net_reset(struct virtio_dev *vd)
 static const struct virtio_ops net_ops = { .notify = net_notify, .activate = net_activate,
 					   .reset = net_reset, .save = net_save, .load = net_load };
 
-/* A tap as the device needs it: IFF_VNET_HDR with the 12-byte header,
- * non-blocking, no offloads until the driver negotiates them. */
-static int open_tap(const char *name, char *ifname, char *err, size_t errlen)
+int tap_open(const char *name, char *ifname, char *err, size_t errlen)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -234,9 +232,20 @@ int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	char ifname[IFNAMSIZ];
-	int fd = open_tap(o->tap, ifname, err, errlen);
-	if (fd < 0)
+	int fd;
+	if (o->have_fd) {
+		/* the process's tap: this VM's device starts with no offloads */
+		snprintf(ifname, sizeof(ifname), "%s", o->ifname ? o->ifname : o->tap);
+		if ((fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0)) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(e));
+			return -e;
+		}
+	} else if ((fd = tap_open(o->tap, ifname, err, errlen)) < 0) {
 		return fd;
+	}
 	int r = virtio_net_create_fd(env, fd, ifname, o->mac, out);
 	if (r)
 		snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(-r));

@@ -15,7 +15,16 @@
 struct net_opts {
 	const char *tap;
 	const uint8_t *mac;          /* NULL: a random locally administered one */
+	bool have_fd;                /* fd: the tap, opened already (tap_open); the device uses a duplicate */
+	int fd;
+	const char *ifname;          /* with have_fd: its interface name */
 };
+
+/* A tap as the device needs it: IFF_VNET_HDR with the 12-byte header,
+ * non-blocking, no offloads until the driver negotiates them. ifname gets
+ * the interface's name (IFNAMSIZ). The fd, or -errno with "--net tap=NAME:
+ * why" in err. */
+int tap_open(const char *name, char *ifname, char *err, size_t errlen);
 
 int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
 		      struct virtio_dev **out, char *err, size_t errlen);
