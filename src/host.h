@@ -22,6 +22,9 @@ struct host_files {
 	int kvm_fd;
 	const char *backend;          /* kernel module behind /dev/kvm */
 	struct file_map kernel, initrd;
+	/* The host's shmem THP setting (mem_thp_host_setting): /sys is out of
+	 * reach once jailed, and a restarted VM's RAM follows the first's. */
+	char shmem_thp[16];
 };
 
 /* Map a regular, non-empty file. 0, or -errno with "<what> <path>: why" in err. */
@@ -29,7 +32,7 @@ int map_file(const char *what, const char *path, struct file_map *f, char *err, 
 void unmap_file(struct file_map *f);
 
 /* Open /dev/kvm (checking the API version), name the backend, map the
- * kernel and initrd. 0, or an exit code with the message printed. */
+ * kernel and initrd, read the shmem THP setting. 0, or an exit code with the message printed. */
 int host_files_open(struct host_files *h, const struct vm_config *cfg);
 void host_files_close(struct host_files *h);
 

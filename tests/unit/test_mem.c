@@ -142,12 +142,124 @@ static void test_guard_pages(void **state)
 	mem_destroy(&m);
 }
 
+/* The VmFlags of the mapping holding a, from /proc/self/smaps ("" if none). */
+static void smaps_flags(const void *a, char *flags, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	flags[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(flags, len, "%s", line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static bool has_flag(const char *flags, const char *flag)
+{
+	char want[8];
+	snprintf(want, sizeof(want), " %s ", flag);
+	char padded[512];
+	snprintf(padded, sizeof(padded), " %s", flags);
+	padded[strcspn(padded, "\n")] = ' ';
+	return strstr(padded, want) != NULL;
+}
+
+/* The selected word of shmem_enabled, and which ones give huge pages. */
+static void test_thp_setting(void **state)
+{
+	char w[16];
+	mem_thp_setting("always within_size advise [never] deny force\n", w, sizeof(w));
+	assert_string_equal(w, "never");
+	assert_false(mem_thp_allows(w));
+	mem_thp_setting("always [within_size] advise never deny force", w, sizeof(w));
+	assert_string_equal(w, "within_size");
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("[always] within_size advise never deny force", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size [advise] never deny force", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size advise never deny [force]", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size advise never [deny] force", w, sizeof(w));
+	assert_false(mem_thp_allows(w));
+	/* Garbage, a word too long for the buffer, nothing selected. */
+	mem_thp_setting("always advise never", w, sizeof(w));
+	assert_string_equal(w, "");
+	assert_false(mem_thp_allows(w));
+	mem_thp_setting("[unterminated", w, sizeof(w));
+	assert_string_equal(w, "");
+	char small[4];
+	mem_thp_setting("[advise]", small, sizeof(small));
+	assert_string_equal(small, "");
+	/* The host's own, whatever it is, parses to a known word or nothing. */
+	mem_thp_host_setting(w, sizeof(w));
+	const char *known[] = { "", "never", "advise", "within_size", "always", "deny", "force" };
+	bool ok = false;
+	for (unsigned i = 0; i < 7; i++)
+		ok |= !strcmp(w, known[i]);
+	assert_true(ok);
+}
+
+/* mem_create alone leaves the mapping as it was (no huge-page advice: a
+ * host with shmem_enabled=never sees no change); mem_use_thp advises all of
+ * RAM and none of the guards, and RAM stays what it was. */
+static void test_thp_advice(void **state)
+{
+	struct guest_mem m;
+	uint64_t size = 8 * MiB + 4 * KiB;   /* a tail under 2 MiB stays small */
+	char flags[512];
+	assert_int_equal(mem_create(&m, size), 0);
+	assert_false(m.thp);
+	smaps_flags(m.host, flags, sizeof(flags));
+	assert_true(has_flag(flags, "sh"));     /* found the shared mapping */
+	assert_false(has_flag(flags, "hg"));
+	assert_int_equal(mem_write(&m, 4096, "ember", 6), 0);
+	int r = mem_use_thp(&m);
+	if (r == -EINVAL) {                     /* a kernel without THP */
+		mem_destroy(&m);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_true(m.thp);
+	smaps_flags(m.host, flags, sizeof(flags));
+	assert_true(has_flag(flags, "hg"));
+	smaps_flags(m.host + size - 1, flags, sizeof(flags));
+	assert_true(has_flag(flags, "hg"));
+	smaps_flags(m.host - 1, flags, sizeof(flags));
+	assert_false(has_flag(flags, "hg"));
+	smaps_flags(m.host + size, flags, sizeof(flags));
+	assert_false(has_flag(flags, "hg"));
+	char back[6];
+	assert_int_equal(mem_read(&m, back, 4096, 6), 0);
+	assert_string_equal(back, "ember");
+	/* Discarding a 2 MiB block and a 4 KiB page inside one still works. */
+	assert_int_equal(mem_write(&m, 4 * MiB, "x", 1), 0);
+	assert_int_equal(mem_discard(&m, 2 * MiB, 2 * MiB), 0);
+	assert_int_equal(mem_discard(&m, 4 * MiB, 4 * KiB), 0);
+	assert_int_equal(mem_read(&m, back, 4 * MiB, 1), 0);
+	assert_int_equal(back[0], 0);
+	assert_int_equal(mem_read(&m, back, 4096, 6), 0);
+	assert_string_equal(back, "ember");
+	mem_destroy(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_edges_low),
 		cmocka_unit_test(test_edges_hole),
 		cmocka_unit_test(test_guard_pages),
+		cmocka_unit_test(test_thp_setting),
+		cmocka_unit_test(test_thp_advice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
