@@ -78,7 +78,7 @@ $(BUILD)/fuzz/libember.a: $(FUZZ_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libember.a
-	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS)
+	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS)
 
 fuzzers: $(FUZZ_BINS)
 

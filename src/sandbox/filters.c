@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 
+#include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
@@ -272,6 +273,12 @@ static const struct sc_rule sc_group_rebuild_rules[] = {
 	IOCTL_ANY(KVM_SET_XCRS), IOCTL_ANY(KVM_SET_MSRS), IOCTL_ANY(KVM_SET_MP_STATE),
 	IOCTL_ANY(KVM_SET_DEBUGREGS), IOCTL_ANY(KVM_SET_VCPU_EVENTS), IOCTL_ANY(KVM_SET_NESTED_STATE),
 	IOCTL_ANY(KVM_RUN), IOCTL_ANY(KVM_TRANSLATE), IOCTL_ANY(KVM_IRQ_LINE),
+	/* the new VM's devices: MSI-X vectors (irqfds), virtio-blk's ring */
+	IOCTL_ANY(KVM_IRQFD), IOCTL_ANY(KVM_IOEVENTFD), IOCTL_ANY(KVM_SET_GSI_ROUTING),
+	ALLOW(io_uring_setup), ALLOW(io_uring_register),
+	/* the process's disks and taps (src/host.c), duplicated for the new VM */
+	ALLOW_IF(fcntl, "F_DUPFD_CLOEXEC", ARG_EQ(1, F_DUPFD_CLOEXEC)),
+	IOCTL_ANY(BLKGETSIZE64),
 };
 const struct sc_group sc_group_rebuild = {
 	"rebuild", "main, with --on-reboot restart or the save/restore self-test: building VMs",

@@ -446,7 +446,7 @@ static const struct virtio_ops blk_ops = { .notify = blk_notify, .reset = blk_re
 
 static int open_image(struct vblk *b, const struct blk_opts *o, char *err, size_t errlen)
 {
-	b->fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	b->fd = o->have_fd ? fcntl(o->fd, F_DUPFD_CLOEXEC, 0) : open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "--disk %s: %s", o->path, strerror(e));

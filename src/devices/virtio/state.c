@@ -139,6 +139,11 @@ static int vstate_load(void *opaque, struct state_reader *r)
 		uint16_t la = vq->last_avail, ui = vq->used_idx, sig = vq->signalled;
 		if (vq_start(vq, vd->mem, event_idx, indirect))
 			return state_fail(r, "queue %u: size %u or ring addresses not valid here", q, vq->size);
+		/* A device never holds more chains than the ring has entries
+		 * (found by fuzz_devstate: the stream could claim any). */
+		if ((uint16_t)(la - ui) > vq->size)
+			return state_fail(r, "queue %u: %u chains in flight on a ring of %u", q,
+					  (uint16_t)(la - ui), vq->size);
 		vq->last_avail = la;
 		vq->used_idx = ui;
 		vq->signalled = sig;
