@@ -12,6 +12,7 @@
 
 #include "arch/x86/backend.h"
 #include "devices/virtio/net.h"
+#include "mem.h"
 
 int map_file(const char *what, const char *path, struct file_map *f, char *err, size_t errlen)
 {
@@ -76,6 +77,7 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 	if (h->kvm_fd < 0)
 		return EXIT_VMM_ERROR;
 	h->backend = kvm_backend_name();
+	mem_thp_host_setting(h->shmem_thp, sizeof(h->shmem_thp));
 	char err[512];
 	/* --restore and --incoming take the machine from the state: no kernel. */
 	if ((cfg->kernel && map_file("kernel", cfg->kernel, &h->kernel, err, sizeof(err))) ||

@@ -28,6 +28,9 @@ struct host_files {
 	int disk_fd[CONFIG_MAX_DISKS];
 	int tap_fd[CONFIG_MAX_NETS];
 	char tap_name[CONFIG_MAX_NETS][16];
+	/* The host's shmem THP setting (mem_thp_host_setting): /sys is out of
+	 * reach once jailed, and a restarted VM's RAM follows the first's. */
+	char shmem_thp[16];
 };
 
 /* Map a regular, non-empty file. 0, or -errno with "<what> <path>: why" in err. */
@@ -35,8 +38,8 @@ int map_file(const char *what, const char *path, struct file_map *f, char *err, 
 void unmap_file(struct file_map *f);
 
 /* Open /dev/kvm (checking the API version), name the backend, map the
- * kernel and initrd, open the disks and the taps. 0, or an exit code with
- * the message printed. */
+ * kernel and initrd, open the disks and the taps, read the shmem THP
+ * setting. 0, or an exit code with the message printed. */
 int host_files_open(struct host_files *h, const struct vm_config *cfg);
 void host_files_close(struct host_files *h);
 

@@ -254,6 +254,8 @@ const struct sc_kind sc_kinds[THREAD_KINDS] = {
  * start under main's filter, so main's list also holds theirs. */
 static const struct sc_rule sc_group_rebuild_rules[] = {
 	ALLOW(memfd_create), ALLOW(ftruncate), ALLOW(epoll_create1), ALLOW(eventfd2),
+	/* guest RAM on transparent huge pages (mem_use_thp), where the host allows */
+	ALLOW_IF(madvise, "MADV_HUGEPAGE", ARG_EQ(2, MADV_HUGEPAGE)),
 	IOCTL_ON(SC_FD_KVM, KVM_CREATE_VM), IOCTL_ON(SC_FD_KVM, KVM_CHECK_EXTENSION),
 	IOCTL_ON(SC_FD_KVM, KVM_GET_VCPU_MMAP_SIZE), IOCTL_ON(SC_FD_KVM, KVM_GET_SUPPORTED_CPUID),
 	IOCTL_ON(SC_FD_KVM, KVM_GET_MSR_INDEX_LIST), IOCTL_ON(SC_FD_KVM, KVM_GET_MSR_FEATURE_INDEX_LIST),

@@ -26,6 +26,8 @@
 #   (the guest reads zeros);
 # - a Debian kernel's virtio_balloon with page reporting (hardware
 #   virtualization only);
+# - guest RAM on transparent huge pages exactly when the host's
+#   shmem_enabled allows them (the info log, status memory_thp);
 # - --balloon option errors.
 source "$(dirname "$0")/lib.sh"
 
@@ -55,6 +57,7 @@ NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB wit
 	"reporting off: host memory does not fall" "reporting off: guest checks (freed pages keep their data)"
 	"balloon set: inflating returns the memory" "balloon stats: guest statistics and Ember's counters"
 	"balloon set 0: deflating gives it back" "balloon: balloon-stats events" "balloon: inflate/deflate guest checks"
+	"guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)"
 	"hostile requests refused without harm" "page poison: reports kept when poison_val != 0"
 	"snapshot of a ballooned guest sends no discarded page"
 	"migration of a ballooned guest sends no discarded page"
@@ -205,8 +208,15 @@ snapshot_check() {
 	fi
 }
 
-start inflate --memory 256M --api-socket "$SOCK" --balloon stats-interval=1 --cmdline "mode=inflate mib=128"
+# The host's shmem_enabled word; huge pages for guest RAM where it allows them.
+THP=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
+case $THP in advise|within_size|always|force) THP_WANT="transparent huge pages True" ;; *) THP_WANT="4 KiB pages False" ;; esac
+start inflate --memory 256M --api-socket "$SOCK" --balloon stats-interval=1 --log-level info \
+	--cmdline "mode=inflate mib=128"
 if wait_line '^balloon: ready' 60; then
+	thp_log=$(sed -n "s/^ember: guest RAM: 256 MiB memfd, \(.*\) (shmem_enabled: ${THP:-absent})$/\1/p" "$VM_OUT")
+	expect_eq "guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)" \
+		"$thp_log $(ctl --json "$SOCK" status | json 'r["memory_thp"]')" "$THP_WANT"
 	"$EMBER" ctl --json "$SOCK" watch >"$TMP/events" 2>&1 &
 	WATCH=$!
 	before=$(memfd_mib "$VM_PID")
@@ -252,7 +262,8 @@ assert any(e["actual_bytes"] == 64 << 20 for e in b), "no event at 64 MiB"
 	fi
 else
 	for n in "balloon set: inflating returns the memory" "balloon stats: guest statistics and Ember's counters" \
-		"balloon set 0: deflating gives it back" "balloon: balloon-stats events"; do
+		"balloon set 0: deflating gives it back" "balloon: balloon-stats events" \
+		"guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)"; do
 		fail "$n" "the guest never got ready"
 	done
 	finish "balloon: inflate/deflate guest checks"
