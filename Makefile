@@ -79,7 +79,7 @@ $(BUILD)/fuzz/libember.a: $(FUZZ_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libember.a
-	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS) \
+	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS) \
 		$(FUZZ_LDFLAGS)
 
 # fuzz_stream runs the real loaders against a fake KVM of its own: every

@@ -6,10 +6,17 @@
 # the same kind of RAM as Ember's) in the same run.
 #
 # "Host memory of guest RAM" is what the guest RAM memfd holds: st_blocks of
-# /proc/PID/fd/N, sampled every 50 ms from outside the VMM. Per loop: the time
+# /proc/PID/fd/N, sampled every 20 ms from outside the VMM. Per loop: the time
 # from the guest's "freeing" line (printed before it frees) to the moment 90%
 # of the freed memory is back, and the VMM's CPU time (all threads but the
-# vCPUs) from "freeing" to the end of the report pass, per MiB given back.
+# vCPUs, from /proc/PID/task/TID/schedstat: nanoseconds, not 10 ms ticks)
+# from "freeing" to the end of the guest's hold (its report pass inside),
+# per MiB given back.
+# Guest RAM on transparent huge pages needs the host's
+# /sys/kernel/mm/transparent_hugepage/shmem_enabled at advise (or
+# within_size, always): Ember then advises its RAM (MADV_HUGEPAGE; QEMU 7.2
+# advises too but maps its memfd 4 KiB aligned, so no huge page fits), and
+# the peak of the host's ShmemHugePages during each run is shown.
 # The guest reports 2 s after its first free, as Linux does.
 # Timelines: build/bench/balloon-NAME.tsv (ms since start, MiB).
 set -u
@@ -43,56 +50,71 @@ memfd_of() {
 	echo "$path"
 }
 
-# cpu_ms PID VCPU_RE: CPU time of the threads whose name does not match.
-cpu_ms() {
-	local pid=$1 re=$2 t sum=0 hz comm stat
-	hz=$(getconf CLK_TCK)
+# cpu_us PID VCPU_RE: CPU time (us) of the threads whose name does not
+# match: schedstat's first field, the time on a CPU in ns.
+cpu_us() {
+	local pid=$1 re=$2 t sum=0 comm ns
 	for t in /proc/"$pid"/task/*; do
 		comm=$(cat "$t/comm" 2>/dev/null) || continue
 		[[ $comm =~ $re ]] && continue
-		stat=$(cat "$t/stat" 2>/dev/null) || continue
-		stat=${stat##*) }
-		read -r -a f <<<"$stat"
-		sum=$((sum + f[11] + f[12]))
+		read -r ns _ 2>/dev/null <"$t/schedstat" || continue
+		sum=$((sum + ns))
 	done
-	echo $((sum * 1000 / hz))
+	echo $((sum / 1000))
 }
 
+# held_mib FD: what the memfd at /proc/PID/fd/N holds now, in MiB.
+held_mib() {
+	local b=0
+	[ -n "$1" ] && b=$(stat -L -c %b "$1" 2>/dev/null || echo 0)
+	echo $((b * 512 / 1048576))
+}
+
+# The host's ShmemHugePages now, in MiB.
+shmem_huge_mib() { awk '/^ShmemHugePages:/ { print int($2 / 1024) }' /proc/meminfo; }
+
 # run NAME VCPU_RE CMD...: samples into $OUT/balloon-NAME.tsv; per loop
-# "loop N free_mib back_ms cpu_ms" lines into $TMP/NAME.res.
+# "loop N free_mib back_ms cpu_us" lines into $TMP/NAME.res, the peak of
+# ShmemHugePages (MiB) into $TMP/NAME.huge.
 run() {
 	local name=$1 re=$2; shift 2
 	local out=$TMP/$name.out tl=$OUT/balloon-$name.tsv res=$TMP/$name.res
 	: >"$out"; : >"$tl"; : >"$res"
 	"$@" </dev/null >"$out" 2>&1 &
-	local pid=$! t0 now m loop=0 seen=0 freeing_at='' before=0 back='' cpu0=0 reported=0 fd='' b
+	local pid=$! t0 now m loop=0 seen=0 freeing_at='' before=0 low=0 back='' cpu0=0 reported=0 fd=''
+	local huge=0 h
 	t0=$(now_ms)
 	while kill -0 "$pid" 2>/dev/null; do
 		now=$(($(now_ms) - t0))
 		[ -n "$fd" ] || fd=$(memfd_of "$pid")
-		b=0
-		[ -n "$fd" ] && b=$(stat -L -c %b "$fd" 2>/dev/null || echo 0)
-		m=$((b * 512 / 1048576))
+		m=$(held_mib "$fd")
 		echo "$now $m" >>"$tl"
+		h=$(shmem_huge_mib)
+		[ "${h:-0}" -gt $huge ] && huge=$h
 		local n
 		n=$(grep -c '^balloon: freeing' "$out")
 		if [ "$n" -gt "$seen" ]; then
-			seen=$n; freeing_at=$now; before=$m; back=''; cpu0=$(cpu_ms "$pid" "$re")
+			# sampled again: the guest may have finished touching since
+			seen=$n; freeing_at=$now; before=$(held_mib "$fd"); low=$before; back=''; cpu0=$(cpu_us "$pid" "$re")
 			reported=$(grep -c '^balloon: reported at' "$out")
 		fi
+		[ -n "$freeing_at" ] && [ "$m" -lt "$low" ] && low=$m
 		if [ -n "$freeing_at" ] && [ -z "$back" ] && [ $(((before - m) * 10)) -ge $((MIB * 9)) ]; then
 			back=$((now - freeing_at))
 		fi
-		# The pass is over (or, without reporting, the hold): one line per loop.
+		# The guest's hold after the free (its report pass inside) is over:
+		# one line per loop. Given back: the lowest point in the window (by
+		# the time the line is seen the guest may be touching again).
 		if [ -n "$freeing_at" ] && [ "$(grep -c '^balloon: reported at\|^ok .* nothing reported' "$out")" -gt "$reported" ]; then
 			loop=$((loop + 1))
-			echo "loop $loop $((before - m)) ${back:--} $(($(cpu_ms "$pid" "$re") - cpu0))" >>"$res"
+			echo "loop $loop $((before - low)) ${back:--} $(($(cpu_us "$pid" "$re") - cpu0))" >>"$res"
 			freeing_at=''
 		fi
 		if [ $now -gt 180000 ]; then kill -KILL "$pid"; fi
 		sleep 0.02
 	done
 	wait "$pid"
+	echo "$huge" >"$TMP/$name.huge"
 	if ! grep -q '^SUMMARY: .* 0 failures' "$out"; then
 		echo "bench/balloon.sh: the $name run failed:"; tail -n 15 "$out"; return 1
 	fi
@@ -117,22 +139,26 @@ if [ $HAVE_QEMU = 1 ]; then
 	qemu qemu on || exit 1
 fi
 
-echo "free page reporting: guest touches and frees $MIB MiB, $LOOPS loops, ${MEM} MiB guest, $(nproc) host CPUs, $(uname -r)"
-printf '%-16s %16s %18s %18s %16s %14s\n' run "given back (MiB)" "90% back after" "VMM CPU per pass" "VMM CPU per GiB" "% core @2s"
+THP=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
+echo "free page reporting: guest touches and frees $MIB MiB, $LOOPS loops, ${MEM} MiB guest, $(nproc) host CPUs, $(uname -r), shmem_enabled=${THP:-none}"
+printf '%-16s %16s %18s %18s %16s %14s %14s\n' run "given back (MiB)" "90% back after" "VMM CPU per pass" "VMM CPU per GiB" "% core @2s" "ShmemHuge MiB"
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 for r in ember-off ember-dontneed ember-free qemu-off qemu; do
 	[ -s "$TMP/$r.res" ] || continue
 	back=$(awk '$4 != "-" { print $4 }' "$TMP/$r.res" | median)
 	got=$(awk '{ print $3 }' "$TMP/$r.res" | median)
 	cpu=$(awk '{ print $5 }' "$TMP/$r.res" | median)
-	awk -v r="$r" -v got="$got" -v cpu="$cpu" -v back="${back:+$back ms}" 'BEGIN {
-		per_gib = got > 0 ? sprintf("%.0f ms", cpu / got * 1024) : "-"
-		printf "%-16s %16d %18s %15d ms %16s %13.2f%%\n", r, got, back ? back : "never", cpu, per_gib, cpu / 2000 * 100
+	huge=$(cat "$TMP/$r.huge" 2>/dev/null || echo 0)
+	awk -v r="$r" -v got="$got" -v cpu="$cpu" -v back="${back:+$back ms}" -v huge="$huge" 'BEGIN {
+		ms = cpu / 1000
+		per_gib = got > 0 ? sprintf("%.1f ms", ms / got * 1024) : "-"
+		printf "%-16s %16d %18s %15.1f ms %16s %13.2f%% %14d\n", r, got, back ? back : "never", ms, per_gib, ms / 2000 * 100, huge
 	}'
 done
-echo "(medians over the loops; VMM CPU from the guest's free to the end of its report pass, vCPU threads"
-echo " excluded, nothing subtracted: the -off rows are the same window without reporting;"
-echo " % core @2s: that CPU time as a share of one core if a pass like it came every 2 s)"
+echo "(medians over the loops; VMM CPU from the guest's free to the end of its hold (${HOLD_MS} ms, the report"
+echo " pass inside), vCPU threads excluded, nothing subtracted: the -off rows are the same window without reporting;"
+echo " % core @2s: that CPU time as a share of one core if a pass like it came every 2 s;"
+echo " ShmemHuge: the host's ShmemHugePages at its peak during the run, all processes)"
 echo
 echo "host memory of guest RAM (MiB), every 0.5 s:"
 for r in ember-off ember-dontneed ember-free qemu-off qemu; do

@@ -270,6 +270,22 @@ int parse_balloon(const char *spec, struct balloon_config *b, char *err, size_t 
 	return 0;
 }
 
+void balloon_config_str(const struct balloon_config *b, char *buf, size_t len)
+{
+	if (!b->enabled) {
+		snprintf(buf, len, "(none)");
+		return;
+	}
+	char size[32];
+	if (b->size % (1ull << 20))
+		snprintf(size, sizeof(size), "%lluK", (unsigned long long)(b->size >> 10));
+	else
+		snprintf(size, sizeof(size), "%lluM", (unsigned long long)(b->size >> 20));
+	snprintf(buf, len, "size=%s%s%s,stats-interval=%u", size, b->deflate_on_oom ? ",deflate-on-oom" : "",
+		 !b->reporting ? "" : b->reporting_free ? ",free-page-reporting=free" : ",free-page-reporting=dontneed",
+		 b->stats_interval);
+}
+
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_ON_REBOOT, OPT_DEBUG_EXIT, OPT_LOG_LEVEL, OPT_VERSION, OPT_API_SOCKET, OPT_CPU,
@@ -343,7 +359,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->result_fd = -1;
 	/* log until the allow lists cover every device and migration path
 	 * (docs/threat-model.md); --seccomp=kill enforces. */
-	cfg->seccomp = SANDBOX_LOG;
+	cfg->seccomp = SANDBOX_KILL;
 	cfg->test_violate = -1;
 	bool have_uid = false, have_gid = false;
 

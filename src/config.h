@@ -96,6 +96,8 @@ struct vm_config {
 int parse_disk(const char *spec, struct disk_config *d, char *err, size_t errlen);
 int parse_net(const char *spec, struct net_config *n, char *err, size_t errlen);
 int parse_balloon(const char *spec, struct balloon_config *b, char *err, size_t errlen);
+/* b as a --balloon value parse_balloon reads back ("(none)" when not enabled). */
+void balloon_config_str(const struct balloon_config *b, char *buf, size_t len);
 
 /* Parse a size such as 512M, 2G, 4096K or a plain byte count.
  * Returns 0 or -EINVAL. */

@@ -293,13 +293,16 @@ static uint64_t harvest_ring(struct dirty *d, unsigned idx)
 }
 
 /* KVM stops resetting when a signal is pending (the vCPU kick): block it
- * meanwhile and go on until the ioctl has done all the work. Returns the
+ * meanwhile (all but SIGSYS, the seccomp report, which a blocked state
+ * would turn into a silent kill) and go on until the ioctl has done all
+ * the work. Returns the
  * number of entries KVM reset, -1 if it is not known. */
 static int reset_rings(struct dirty *d)
 {
 	sigset_t all, old;
 	int r = -1;
 	sigfillset(&all);
+	sigdelset(&all, SIGSYS);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (int i = 0; i < 1000; i++) {
 		r = ioctl(d->vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);

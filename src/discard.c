@@ -174,6 +174,38 @@ bool discard_skippable(struct discard_map *d, const struct guest_mem *m, uint64_
 	return discard_next_skippable(d, m, off, end, &s, &n) && s == off && n == len;
 }
 
+size_t discard_words(const struct discard_map *d)
+{
+	return (size_t)((d->npages + 63) / 64);
+}
+
+void discard_export(struct discard_map *d, uint64_t *buf)
+{
+	pthread_mutex_lock(&d->lock);
+	memcpy(buf, d->bits, discard_words(d) * sizeof(uint64_t));
+	pthread_mutex_unlock(&d->lock);
+}
+
+int discard_import(struct discard_map *d, const void *buf, size_t len)
+{
+	size_t n = discard_words(d);
+	if (len != n * sizeof(uint64_t))
+		return -EINVAL;
+	uint64_t last = 0, count = 0;
+	if (n)
+		memcpy(&last, (const uint8_t *)buf + (n - 1) * sizeof(uint64_t), sizeof(last));
+	/* Bits past the last page would be pages that do not exist. */
+	if (d->npages % 64 && last >> (d->npages % 64))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	memcpy(d->bits, buf, len);
+	for (size_t i = 0; i < n; i++)
+		count += (uint64_t)__builtin_popcountll(d->bits[i]);
+	d->count = count;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 uint64_t discard_refresh(struct discard_map *d, const struct guest_mem *m)
 {
 	uint64_t from = 0, s, n, dropped = 0;

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mem.h"
@@ -56,6 +57,15 @@ bool discard_next_skippable(struct discard_map *d, const struct guest_mem *m, ui
 			    uint64_t end, uint64_t *start, uint64_t *len);
 /* True when every page of memfd [off, off+len) may be skipped. */
 bool discard_skippable(struct discard_map *d, const struct guest_mem *m, uint64_t off, uint64_t len);
+
+/* The record as the state stream carries it: discard_words() 64-bit
+ * words, bit n of the whole = memfd page n (host byte order, little-endian
+ * on x86). export copies it into buf (discard_words() words); import
+ * replaces the record with len bytes of words: -EINVAL when len is not
+ * this map's size or a bit past the last page is set (nothing changed). */
+size_t discard_words(const struct discard_map *d);
+void discard_export(struct discard_map *d, uint64_t *buf);
+int discard_import(struct discard_map *d, const void *buf, size_t len);
 
 /* Forget recorded pages that hold data again (the guest wrote them).
  * Returns the pages dropped. One lseek per run of recorded pages. */

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "devices/virtio/net.h"
+#include "mem.h"
 
 int map_file(const char *what, const char *path, struct file_map *f, char *err, size_t errlen)
 {
@@ -75,6 +77,7 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 	if (h->kvm_fd < 0)
 		return EXIT_VMM_ERROR;
 	h->backend = kvm_backend_name();
+	mem_thp_host_setting(h->shmem_thp, sizeof(h->shmem_thp));
 	char err[512];
 	/* --restore and --incoming take the machine from the state: no kernel. */
 	if ((cfg->kernel && map_file("kernel", cfg->kernel, &h->kernel, err, sizeof(err))) ||
@@ -82,6 +85,25 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 		fprintf(stderr, "ember: error: %s\n", err);
 		host_files_close(h);
 		return EXIT_USAGE;
+	}
+	for (; h->ndisks < cfg->ndisks; h->ndisks++) {
+		const struct disk_config *d = &cfg->disks[h->ndisks];
+		int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "ember: error: --disk %s: %s\n", d->path, strerror(errno));
+			host_files_close(h);
+			return EXIT_USAGE;
+		}
+		h->disk_fd[h->ndisks] = fd;
+	}
+	for (; h->ntaps < cfg->nnets; h->ntaps++) {
+		int fd = tap_open(cfg->nets[h->ntaps].tap, h->tap_name[h->ntaps], err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "ember: error: %s\n", err);
+			host_files_close(h);
+			return EXIT_USAGE;
+		}
+		h->tap_fd[h->ntaps] = fd;
 	}
 	return 0;
 }
@@ -93,4 +115,9 @@ void host_files_close(struct host_files *h)
 	h->kvm_fd = -1;
 	unmap_file(&h->kernel);
 	unmap_file(&h->initrd);
+	for (unsigned i = 0; i < h->ndisks; i++)
+		close(h->disk_fd[i]);
+	for (unsigned i = 0; i < h->ntaps; i++)
+		close(h->tap_fd[i]);
+	h->ndisks = h->ntaps = 0;
 }

@@ -1,5 +1,5 @@
 /* What Ember opens on the host for a VM: /dev/kvm, the kernel and initrd
- * files (mapped read-only). `ember run` opens them once, before it jails
+ * files (mapped read-only), the disk images and the taps. `ember run` opens them once, before it jails
  * itself and installs its seccomp filters, and every VM of the process
  * (guest restarts, the save/restore self-test) uses the same ones. */
 #ifndef EMBER_HOST_H
@@ -22,6 +22,15 @@ struct host_files {
 	int kvm_fd;
 	const char *backend;          /* kernel module behind /dev/kvm */
 	struct file_map kernel, initrd;
+	/* cfg->disks[i] and cfg->nets[i], in order; each VM's devices work
+	 * on duplicates */
+	unsigned ndisks, ntaps;
+	int disk_fd[CONFIG_MAX_DISKS];
+	int tap_fd[CONFIG_MAX_NETS];
+	char tap_name[CONFIG_MAX_NETS][16];
+	/* The host's shmem THP setting (mem_thp_host_setting): /sys is out of
+	 * reach once jailed, and a restarted VM's RAM follows the first's. */
+	char shmem_thp[16];
 };
 
 /* Map a regular, non-empty file. 0, or -errno with "<what> <path>: why" in err. */
@@ -29,7 +38,8 @@ int map_file(const char *what, const char *path, struct file_map *f, char *err, 
 void unmap_file(struct file_map *f);
 
 /* Open /dev/kvm (checking the API version), name the backend, map the
- * kernel and initrd. 0, or an exit code with the message printed. */
+ * kernel and initrd, open the disks and the taps, read the shmem THP
+ * setting. 0, or an exit code with the message printed. */
 int host_files_open(struct host_files *h, const struct vm_config *cfg);
 void host_files_close(struct host_files *h);
 

@@ -109,29 +109,34 @@ static void reap(struct loop *l)
 	}
 }
 
-int loop_run(struct loop *l)
+int loop_run_once(struct loop *l, int timeout_ms)
 {
 	struct epoll_event evs[32];
-	while (!__atomic_load_n(&l->stopping, __ATOMIC_ACQUIRE)) {
-		int n = epoll_wait(l->epfd, evs, 32, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < n; i++) {
-			struct loop_source *s = evs[i].data.ptr;
-			if (!s) {
-				uint64_t v;
-				if (read(l->wake_fd, &v, sizeof(v)) < 0) {
-					/* nothing to do: the counter was already drained */
-				}
-				continue;
+	int n = epoll_wait(l->epfd, evs, 32, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		struct loop_source *s = evs[i].data.ptr;
+		if (!s) {
+			uint64_t v;
+			if (read(l->wake_fd, &v, sizeof(v)) < 0) {
+				/* nothing to do: the counter was already drained */
 			}
-			if (!s->removed)
-				s->cb(s->opaque, evs[i].events);
+			continue;
 		}
-		reap(l);
+		if (!s->removed)
+			s->cb(s->opaque, evs[i].events);
+	}
+	reap(l);
+	return n;
+}
+
+int loop_run(struct loop *l)
+{
+	while (!__atomic_load_n(&l->stopping, __ATOMIC_ACQUIRE)) {
+		int r = loop_run_once(l, -1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

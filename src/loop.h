@@ -28,6 +28,10 @@ void loop_remove(struct loop *l, int fd);
 
 /* Run until loop_stop; returns 0 or -errno. */
 int loop_run(struct loop *l);
+/* One batch: wait up to timeout_ms (-1: forever, 0: not at all) and run
+ * the callbacks of what is ready; returns how many fds were ready or
+ * -errno. For tests and fuzz targets that drive devices step by step. */
+int loop_run_once(struct loop *l, int timeout_ms);
 /* Thread-safe: make loop_run return. */
 void loop_stop(struct loop *l);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -67,6 +68,50 @@ void mem_destroy(struct guest_mem *m)
 		close(m->fd);
 	m->host = m->reserved = NULL;
 	m->fd = -1;
+}
+
+void mem_thp_setting(const char *text, char *word, size_t len)
+{
+	if (!len)
+		return;
+	word[0] = 0;
+	const char *a = strchr(text, '['), *b = a ? strchr(a, ']') : NULL;
+	if (!a || !b || (size_t)(b - a - 1) >= len)
+		return;
+	memcpy(word, a + 1, (size_t)(b - a - 1));
+	word[b - a - 1] = 0;
+}
+
+void mem_thp_host_setting(char *word, size_t len)
+{
+	char text[128];
+	if (len)
+		word[0] = 0;
+	FILE *f = fopen(MEM_THP_SYSFS, "re");
+	if (!f)
+		return;
+	if (fgets(text, sizeof(text), f))
+		mem_thp_setting(text, word, len);
+	fclose(f);
+}
+
+bool mem_thp_allows(const char *word)
+{
+	static const char *const yes[] = { "advise", "within_size", "always", "force" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (!strcmp(word, yes[i]))
+			return true;
+	return false;
+}
+
+int mem_use_thp(struct guest_mem *m)
+{
+	if (!m->host)
+		return -EINVAL;
+	if (madvise(m->host, m->size, MADV_HUGEPAGE) < 0)
+		return -errno;
+	m->thp = true;
+	return 0;
 }
 
 void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)

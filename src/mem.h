@@ -32,12 +32,37 @@ struct guest_mem {
 	/* While dirty tracking runs: one bit per page (RAM offset / 4096) that
 	 * Ember itself wrote, since KVM only logs the guest's own writes. */
 	uint64_t *dirty_log;
+	/* mem_use_thp() advised the mapping for transparent huge pages. */
+	bool thp;
 };
 
 /* Create RAM of `size` bytes laid out around the 32-bit MMIO hole, mapped
  * between two MEM_GUARD_SIZE guards (2 MiB aligned). Returns 0 or -errno. */
 int mem_create(struct guest_mem *m, uint64_t size);
 void mem_destroy(struct guest_mem *m);
+
+/* Transparent huge pages for guest RAM. The memfd lives on the kernel's
+ * internal shmem mount, which follows
+ * /sys/kernel/mm/transparent_hugepage/shmem_enabled (the per-size
+ * hugepages-*kB/shmem_enabled files rule anonymous shared memory only).
+ * With huge pages, a free page report or balloon discard of an aligned
+ * 2 MiB block frees one huge page instead of 512 small ones. */
+#define MEM_THP_SYSFS "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+/* The selected word ("[advise]") of shmem_enabled's text into word; ""
+ * when there is none. */
+void mem_thp_setting(const char *text, char *word, size_t len);
+/* Read the host's setting (MEM_THP_SYSFS) into word: "" when the kernel
+ * has no shmem THP. Read it before the jail and the seccomp filters. */
+void mem_thp_host_setting(char *word, size_t len);
+/* Whether a setting gives a MADV_HUGEPAGE memfd mapping huge pages:
+ * advise, within_size, always, force (not never, deny, ""). */
+bool mem_thp_allows(const char *word);
+/* Advise the whole mapping of RAM for huge pages (MADV_HUGEPAGE; RAM and
+ * the memfd offsets are 2 MiB aligned alike, so every aligned 2 MiB of the
+ * file can be one huge page; a tail under 2 MiB stays small pages). Sets
+ * m->thp. Call before the guest runs (before the seccomp filters on a first
+ * VM; the rebuild list allows it for later ones). 0 or -errno. */
+int mem_use_thp(struct guest_mem *m);
 
 /* Host pointer for [gpa, gpa+len) when the whole range is RAM inside one
  * region; NULL otherwise (overflow, hole, past the end). */

@@ -13,6 +13,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "host.h"
 #include "log.h"
 #include "vm.h"
 
@@ -89,12 +90,9 @@ static int create_balloon(struct vm *vm)
 		log_error("virtio-balloon: %s", strerror(-r));
 		return EXIT_VMM_ERROR;
 	}
-	/* Not in the state registry yet: a restored or migrated VM has no
-	 * balloon (the destination's command line does not carry one). */
-	int r2 = pci_host_add(&vm->pci, &vm->balloon->pci);
-	if (r2)
-		log_error("%s: no room on the PCI bus: %s", vm->balloon->name, strerror(-r2));
-	return r2 ? EXIT_VMM_ERROR : 0;
+	/* A restored or migrated VM gets its balloon from the stream's "vm"
+	 * section (src/migration/vmsave.c), so both sides register one. */
+	return plug(vm, vm->balloon, 0) ? EXIT_VMM_ERROR : 0;
 }
 
 struct discard_map *balloon_discarded(struct vm *vm)
@@ -129,6 +127,10 @@ int vm_pci_create(struct vm *vm)
 		const struct disk_config *d = &cfg->disks[i];
 		struct blk_opts o = { .path = d->path, .readonly = d->readonly,
 				      .serial = d->serial[0] ? d->serial : NULL };
+		if (cfg->files && i < cfg->files->ndisks) {
+			o.have_fd = true;
+			o.fd = cfg->files->disk_fd[i];
+		}
 		char err[512] = "";
 		struct virtio_env env = env_for(vm);
 		if ((r = virtio_blk_create(&env, &o, &vm->disks[i], err, sizeof(err)))) {
@@ -141,6 +143,11 @@ int vm_pci_create(struct vm *vm)
 	for (unsigned i = 0; i < cfg->nnets; i++) {
 		const struct net_config *nc = &cfg->nets[i];
 		struct net_opts o = { .tap = nc->tap, .mac = nc->has_mac ? nc->mac : NULL };
+		if (cfg->files && i < cfg->files->ntaps) {
+			o.have_fd = true;
+			o.fd = cfg->files->tap_fd[i];
+			o.ifname = cfg->files->tap_name[i];
+		}
 		char err[512] = "";
 		struct virtio_env env = env_for(vm);
 		if ((r = virtio_net_create(&env, &o, &vm->nets[i], err, sizeof(err)))) {

@@ -141,6 +141,8 @@ static enum ctl_status cmd_status(void *opaque, const struct ctl_request *req, s
 	json_object_object_add(o, "memory_bytes", json_u64(vm->mem.size));
 	/* What the host holds for guest RAM now (the memfd's blocks). */
 	json_object_object_add(o, "memory_resident_bytes", json_u64(mem_resident(&vm->mem)));
+	/* Guest RAM advised for transparent huge pages (the host allows them). */
+	json_object_object_add(o, "memory_thp", json_object_new_boolean(vm->mem.thp));
 	json_object *balloon = balloon_status_json(vm);
 	if (balloon)
 		json_object_object_add(o, "balloon", balloon);

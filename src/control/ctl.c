@@ -212,7 +212,8 @@ static void print_status(json_object *r)
 	printf("\n");
 	printf("uptime:   %.3f s\n", (double)get_int(r, "uptime_ms") / 1000.0);
 	printf("vcpus:    %" PRId64 "\n", get_int(r, "vcpus"));
-	printf("memory:   %" PRId64 " MiB\n", get_int(r, "memory_bytes") >> 20);
+	printf("memory:   %" PRId64 " MiB%s\n", get_int(r, "memory_bytes") >> 20,
+	       json_object_get_boolean(get(r, "memory_thp")) ? " (transparent huge pages)" : "");
 	printf("backend:  %s\n", get_str(r, "backend"));
 	printf("kernel:   %s\n", get_str(r, "kernel"));
 	printf("pid:      %" PRId64 "\n", get_int(r, "pid"));

@@ -3,6 +3,7 @@
 #include "migration/channel.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -72,7 +73,17 @@ void channel_set_timeout(int fd, unsigned seconds)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-/* Calls fn for each address of a (one for UNIX) until it returns >= 0. */
+bool channel_numeric(const struct channel_addr *a)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return a->kind != CHANNEL_TCP || inet_pton(AF_INET, a->host, buf) == 1 ||
+	       inet_pton(AF_INET6, a->host, buf) == 1;
+}
+
+/* Calls fn for each address of a (one for UNIX) until it returns >= 0.
+ * An outgoing connection resolves no names (channel_numeric): it is made
+ * from a sandboxed thread, where looking a name up (files, DNS, NSS
+ * modules) cannot be done. */
 static int each_addr(const struct channel_addr *a, bool passive, int (*fn)(int family, const struct sockaddr *,
 	socklen_t, void *), void *arg, char *err, size_t errlen)
 {
@@ -81,7 +92,8 @@ static int each_addr(const struct channel_addr *a, bool passive, int (*fn)(int f
 		memcpy(sa.sun_path, a->path, strlen(a->path));
 		return fn(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa), arg);
 	}
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0 };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = passive ? AI_PASSIVE : AI_NUMERICHOST | AI_NUMERICSERV };
 	struct addrinfo *res;
 	int g = getaddrinfo(a->host[0] ? a->host : NULL, a->port, &hints, &res);
 	if (g)

@@ -20,6 +20,9 @@ struct channel_addr {
 
 int channel_parse(const char *uri, struct channel_addr *a, char *err, size_t errlen);
 /* A connected socket, or -errno with a message in err. */
+/* The address needs no name lookup (UNIX, or a numeric host): what a
+ * running VM can connect to. */
+bool channel_numeric(const struct channel_addr *a);
 int channel_connect(const struct channel_addr *a, char *err, size_t errlen);
 int channel_listen(const struct channel_addr *a, char *err, size_t errlen);
 int channel_accept(int listen_fd, const struct channel_addr *a);

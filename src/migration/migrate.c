@@ -18,6 +18,7 @@
 #include "migration/channel.h"
 #include "migration/snapshot.h"
 #include "migration/vmsave.h"
+#include "sandbox/sandbox.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -269,6 +270,14 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 		uint64_t t0 = now_ns();
 		if ((r = dirty_sync(d, s->dirty)))
 			return fail(m, r, "harvesting dirty pages: %s", strerror(-r));
+		/* The first pass sends all of RAM, also when the dirty log was
+		 * on already (a snapshot keeps it on for diffs) and finds only
+		 * what changed since. */
+		if (pass == 1) {
+			memset(s->dirty, 0xff, d->npages / 64 * 8);
+			if (d->npages % 64)
+				s->dirty[d->npages / 64] = (1ull << (d->npages % 64)) - 1;
+		}
 		uint64_t harvest = now_ns() - t0, pages = bitmap_count(s->dirty, d->npages);
 		/* The tracking work of the pass before this sync (re-arms, ring
 		 * harvests on full exits): a harvest cost too. */
@@ -281,7 +290,7 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 			rate = bytes * 1000000000ull / (t0 - t_prev);
 		t_prev = t0;
 		/* What a pause now would cost: the rest at the rate measured. */
-		uint64_t expect = bw ? bytes * 1000000000ull / bw : UINT64_MAX;
+		uint64_t expect = !bytes ? 0 : bw ? bytes * 1000000000ull / bw : UINT64_MAX;
 		pthread_mutex_lock(&m->lock);
 		m->pass = pass;
 		m->pass_pages = pages;
@@ -414,7 +423,6 @@ static void *source_thread(void *arg)
 {
 	struct migration *m = arg;
 	struct vm *vm = m->vm;
-	pthread_setname_np(pthread_self(), "migrate");
 	struct sender s = { .m = m };
 	s.dirty = calloc((vm->dirty.npages + 63) / 64, 8);
 	s.buf = malloc((size_t)VMSAVE_PAGES_MAX * PAGE_SIZE);
@@ -465,6 +473,10 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_params *p
 	int r = channel_parse(uri, &a, err, errlen);
 	if (r)
 		return r;
+	if (!channel_numeric(&a)) {
+		snprintf(err, errlen, "%s: give a numeric address: a running VM looks no names up (its sandbox)", a.host);
+		return -EINVAL;
+	}
 	if (m) {
 		pthread_join(m->thread, NULL);
 		pthread_mutex_destroy(&m->lock);
@@ -484,11 +496,13 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_params *p
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	pthread_mutex_init(&m->lock, NULL);
 	vm->migration = m;
-	if ((r = pthread_create(&m->thread, NULL, source_thread, m))) {
+	struct sandbox_fds fds = SANDBOX_NO_FDS;
+	fds.vm = vm->vm_fd;
+	if ((r = sandbox_thread_create(&m->thread, THREAD_MIGRATION, &fds, "migrate", source_thread, m))) {
 		vm->migration = NULL;
 		free(m);
-		snprintf(err, errlen, "starting the migration thread: %s", strerror(r));
-		return -r;
+		snprintf(err, errlen, "starting the migration thread: %s", strerror(-r));
+		return r;
 	}
 	m->started = true;
 	return 0;

@@ -23,6 +23,7 @@
 #include "dirty.h"
 #include "log.h"
 #include "migration/vmsave.h"
+#include "sandbox/sandbox.h"
 #include "vm.h"
 
 #define PAGE_SIZE 4096u
@@ -393,7 +394,6 @@ static void *snapshot_thread(void *arg)
 {
 	struct vm *vm = arg;
 	struct snapshot_track *t = vm->snap;
-	pthread_setname_np(pthread_self(), "snapshot");
 	struct snap_result res = { 0 };
 	char err[512] = "";
 	int r = take_snapshot(vm, t, &res, err, sizeof(err));
@@ -443,11 +443,13 @@ int snapshot_start(struct vm *vm, const char *dir, bool diff, char *err, size_t 
 	snprintf(t->dir, sizeof(t->dir), "%s", dir);
 	t->diff = diff;
 	t->busy = true;
-	int r = pthread_create(&t->thread, NULL, snapshot_thread, vm);
+	struct sandbox_fds fds = SANDBOX_NO_FDS;
+	fds.vm = vm->vm_fd;
+	int r = sandbox_thread_create(&t->thread, THREAD_MIGRATION, &fds, "snapshot", snapshot_thread, vm);
 	if (r) {
 		t->busy = false;
-		snprintf(err, errlen, "starting the snapshot thread: %s", strerror(r));
-		return -r;
+		snprintf(err, errlen, "starting the snapshot thread: %s", strerror(-r));
+		return r;
 	}
 	t->joinable = true;
 	return 0;
@@ -629,7 +631,6 @@ static void *lazy_thread(void *arg)
 {
 	struct lazy_restore *lz = arg;
 	struct guest_mem *m = &lz->vm->mem;
-	pthread_setname_np(pthread_self(), "restore");
 	bool failed = false;
 	for (;;) {
 		while (lz->next < lz->nchunks && lz->state[lz->next] != CH_MISSING)
@@ -734,7 +735,9 @@ static int start_lazy(struct lazy_restore *lz)
 		if (ioctl(lz->uffd, UFFDIO_API, &api) == 0 && ioctl(lz->uffd, UFFDIO_REGISTER, &reg) == 0 &&
 		    (reg.ioctls & (1ull << _UFFDIO_COPY)) && (reg.ioctls & (1ull << _UFFDIO_ZEROPAGE))) {
 			lz->stop_fd = eventfd(0, EFD_CLOEXEC);
-			if (lz->stop_fd >= 0 && pthread_create(&lz->thread, NULL, lazy_thread, lz) == 0) {
+			struct sandbox_fds fds = SANDBOX_NO_FDS;
+			if (lz->stop_fd >= 0 &&
+			    sandbox_thread_create(&lz->thread, THREAD_MIGRATION, &fds, "restore", lazy_thread, lz) == 0) {
 				lz->thread_started = true;
 				return 0;
 			}

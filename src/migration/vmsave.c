@@ -10,16 +10,20 @@
 #include "arch/x86/cpumodel.h"
 #include "arch/x86/vcpu_state.h"
 #include "arch/x86/vm_state.h"
+#include "devices/virtio/balloon.h"
 #include "log.h"
 #include "migration/devstate.h"
 #include "vcpu.h"
 #include "vm.h"
 
-/* "vm" v1: ncpus..spec; v2 adds the RAM layout and the machine options. */
-enum { T_NCPUS = 1, T_MEM_SIZE, T_PMU, T_MCG_CAP, T_SPEC, T_LAYOUT, T_OPTIONS, T_KERNEL, T_CMDLINE };
+/* "vm" v1: ncpus..spec; v2 adds the RAM layout and the machine options;
+ * v3 the balloon's options (the VM is created from this section, before
+ * the balloon's own section is read). */
+enum { T_NCPUS = 1, T_MEM_SIZE, T_PMU, T_MCG_CAP, T_SPEC, T_LAYOUT, T_OPTIONS, T_KERNEL, T_CMDLINE,
+       T_BALLOON, T_BALLOON_OPTS, T_BALLOON_SIZE, T_BALLOON_STATS };
 enum { T_GPA = 1, T_LEN, T_DATA, T_ZERO };                    /* "ram" v1 */
 enum { T_PAGES = 1, T_PAGE_DATA };                            /* "pages" v1 */
-#define VM_SECTION_VERSION 2
+#define VM_SECTION_VERSION 3
 #define PAGE_ZERO_FLAG (1ull << 63)
 
 /* Device options in T_OPTIONS. */
@@ -86,6 +90,13 @@ int vm_save_shape(struct vm *vm, struct state_writer *w)
 	const char *k = cfg->kernel ? cfg->kernel : "";
 	state_put_blob(w, T_KERNEL, k, strlen(k));
 	state_put_blob(w, T_CMDLINE, cfg->cmdline ? cfg->cmdline : "", cfg->cmdline ? strlen(cfg->cmdline) : 0);
+	const struct balloon_config *b = &cfg->balloon;
+	state_put_u8(w, T_BALLOON, b->enabled);
+	state_put_u32(w, T_BALLOON_OPTS, !b->enabled ? 0 :
+		      (b->deflate_on_oom ? BALLOON_OPT_DEFLATE_ON_OOM : 0) | (b->reporting ? BALLOON_OPT_REPORTING : 0) |
+		      (b->reporting && b->reporting_free ? BALLOON_OPT_FREE : 0));
+	state_put_u64(w, T_BALLOON_SIZE, b->enabled ? b->size : 0);
+	state_put_u32(w, T_BALLOON_STATS, b->enabled ? b->stats_interval : 0);
 	return state_end_section(w);
 }
 
@@ -165,9 +176,61 @@ static int str_field(struct state_reader *r, uint16_t tag, char *buf, size_t siz
 	return 0;
 }
 
+/* The balloon's options from a v3 "vm" section (all zero before v3: no
+ * balloon), checked. */
+static int get_balloon(struct state_reader *r, struct balloon_config *b)
+{
+	uint8_t present = 0;
+	uint32_t flags = 0, interval = 0;
+	uint64_t size = 0;
+	int e;
+	memset(b, 0, sizeof(*b));
+	if (r->version < 3)
+		return 0;
+	if ((e = state_get_u8(r, T_BALLOON, &present)) || (e = state_get_u32(r, T_BALLOON_OPTS, &flags)) ||
+	    (e = state_get_u64(r, T_BALLOON_SIZE, &size)) || (e = state_get_u32(r, T_BALLOON_STATS, &interval)))
+		return e;
+	if (present > 1 || flags & ~(uint32_t)BALLOON_OPT_ALL || interval > 3600 || size % 4096 ||
+	    ((flags & BALLOON_OPT_FREE) && !(flags & BALLOON_OPT_REPORTING)) || (!present && (flags || size || interval)))
+		return state_fail(r, "balloon options out of range (present %u, flags %#x, size %llu, stats-interval %u)",
+				  present, flags, (unsigned long long)size, interval);
+	b->enabled = present;
+	b->size = size;
+	b->deflate_on_oom = flags & BALLOON_OPT_DEFLATE_ON_OOM;
+	b->reporting = flags & BALLOON_OPT_REPORTING;
+	b->reporting_free = flags & BALLOON_OPT_FREE;
+	b->stats_interval = interval;
+	return 0;
+}
+
+/* The balloon is the stream's: the guest saw it. A --balloon on this
+ * command line must describe the same device (size, deflate-on-oom, free
+ * page reporting on or off: what the driver read and negotiated), as a
+ * --disk must have the saved size; its discard mode and statistics
+ * interval are this host's to choose, as a disk's path is. Without
+ * --balloon the stream's options are taken whole. */
+static int merge_balloon(struct vm_restore *rs, struct state_reader *r, const struct balloon_config *saved)
+{
+	const struct balloon_config *cl = rs->cmdline ? &rs->cmdline->balloon : NULL;
+	char a[160], b[160];
+	if (!cl || !cl->enabled) {
+		rs->cfg.balloon = *saved;
+		return 0;
+	}
+	balloon_config_str(saved, a, sizeof(a));
+	balloon_config_str(cl, b, sizeof(b));
+	if (!saved->enabled)
+		return state_fail(r, "--balloon %s: the VM in the stream has no balloon (leave --balloon out)", b);
+	if (cl->size != saved->size || cl->deflate_on_oom != saved->deflate_on_oom || cl->reporting != saved->reporting)
+		return state_fail(r, "--balloon %s: the VM's balloon is %s (the guest saw its size and features): "
+				  "give those or leave --balloon out", b, a);
+	rs->cfg.balloon = *cl;
+	return 0;
+}
+
 /* Fill rs->cfg from the section: the machine a --restore/--incoming VM is. */
 static int shape_to_config(struct vm_restore *rs, struct state_reader *r, uint32_t ncpus, uint64_t mem,
-			   uint32_t opts)
+			   uint32_t opts, const struct balloon_config *balloon)
 {
 	struct vm_config *cfg = &rs->cfg;
 	char err[256];
@@ -179,6 +242,12 @@ static int shape_to_config(struct vm_restore *rs, struct state_reader *r, uint32
 		return state_fail(r, "CPU model incompatible with this Ember: %s", err);
 	if (opts & ~(uint32_t)(OPT_DEBUG_EXIT | OPT_FW_CFG | OPT_PC_TESTDEV | OPT_RTC | OPT_PIT_DISCARD))
 		return state_fail(r, "unknown machine options %#x", opts);
+	if (balloon->size > mem)
+		return state_fail(r, "balloon of %llu MiB in %llu MiB of RAM", (unsigned long long)(balloon->size >> 20),
+				  (unsigned long long)(mem >> 20));
+	int e = merge_balloon(rs, r, balloon);
+	if (e)
+		return e;
 	cfg->ncpus = ncpus;
 	cfg->mem_size = mem;
 	cfg->cpu = rs->spec;
@@ -199,6 +268,7 @@ static int load_vm(void *opaque, struct state_reader *r)
 	uint64_t mem, mcg, layout[MEM_MAX_REGIONS * 3];
 	size_t layout_len = 0;
 	uint8_t pmu;
+	struct balloon_config balloon;
 	int e;
 	if (rs->vm_seen)
 		return state_fail(r, "a second vm section");
@@ -218,10 +288,12 @@ static int load_vm(void *opaque, struct state_reader *r)
 		    (e = str_field(r, T_CMDLINE, rs->cmdline_str, sizeof(rs->cmdline_str))))
 			return e;
 	}
+	if ((e = get_balloon(r, &balloon)))
+		return e;
 	if (!rs->vm) {
 		if (r->version < 2)
 			return state_fail(r, "version 1 does not describe the machine");
-		if ((e = shape_to_config(rs, r, ncpus, mem, opts)))
+		if ((e = shape_to_config(rs, r, ncpus, mem, opts, &balloon)))
 			return e;
 		if (rs->create(rs)) {
 			state_fail(r, "the VM could not be created");
@@ -456,6 +528,14 @@ int vm_restore_create(struct vm_restore *rs)
 	rs->cfg.on_reboot = c->on_reboot;
 	rs->cfg.incoming = c->incoming;
 	rs->cfg.restore = c->restore;
+	/* This process's sandbox and the files it opened before it. */
+	rs->cfg.seccomp = c->seccomp;
+	rs->cfg.jail = c->jail;
+	rs->cfg.uid = c->uid;
+	rs->cfg.gid = c->gid;
+	rs->cfg.files = c->files;
+	rs->cfg.test_violate = c->test_violate;
+	rs->cfg.test_violate_ioctl = c->test_violate_ioctl;
 	/* Device backends are this host's (its disk paths, its taps): from
 	 * the command line; their guest-visible state comes from the stream,
 	 * which refuses a device set that differs. */

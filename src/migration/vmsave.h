@@ -2,9 +2,10 @@
  * the save/restore self-test, snapshots and live migration share.
  *
  * Stream order: "vm" (the machine: vCPUs, RAM size and layout, CPU model,
- * device options), guest RAM as "ram" chunks (self-test), "pages" batches
- * (migration, with "sync" marks the destination acknowledges) or one
- * "memory" section naming a memory file (snapshots),
+ * device options, the balloon's options), guest RAM as "ram" chunks
+ * (self-test), "pages" batches (migration, with "sync" marks the
+ * destination acknowledges) or one "memory" section naming a memory file
+ * (snapshots),
  * "irqchip", "pit", one section per registered device (devstate.h), one
  * "cpu" per vCPU, "clock", "end". */
 #ifndef EMBER_MIGRATION_VMSAVE_H

@@ -9,14 +9,20 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 
+#include <linux/fs.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/userfaultfd.h>
 
 #define ARG_EQ(i, v)       { .arg = i, .op = SC_EQ, .sym = SC_LIT, .val = (v) }
 #define ARG_SYM(i, s)      { .arg = i, .op = SC_EQ, .sym = (s) }
@@ -93,6 +99,39 @@ static const struct sc_rule irq_rules[] = {
 };
 static GROUP(irq, "devices' interrupt lines");
 
+/* A driver programs an MSI-X vector (its route changes) or enables a
+ * virtqueue (its notify address gets an ioeventfd) by writing device
+ * registers: on a vCPU thread, or on main when a restored device is put
+ * back or a device is reset. */
+static const struct sc_rule pci_rules[] = {
+	IOCTL_ON(SC_FD_VM, KVM_SET_GSI_ROUTING),
+	IOCTL_ON(SC_FD_VM, KVM_IOEVENTFD),
+};
+static GROUP(pci, "MSI-X routes and virtqueue notifications");
+
+/* virtio-net: the offloads the driver accepted go to the tap when it
+ * finishes feature negotiation (a vCPU) or its state is put back (main). */
+static const struct sc_rule tap_rules[] = {
+	IOCTL_ANY(TUNSETOFFLOAD),
+	/* receiving is switched on in the loop when the driver posts buffers */
+	ALLOW_IF(epoll_ctl, "EPOLL_CTL_MOD", ARG_EQ(1, EPOLL_CTL_MOD)),
+};
+static GROUP(tap, "a tap device's offloads");
+
+/* virtio-net's frames, to and from the tap, on the loop. */
+static const struct sc_rule tap_io_rules[] = {
+	ALLOW(readv), ALLOW(writev),
+};
+static GROUP(tap_io, "a tap device's frames");
+
+/* A vCPU whose dirty ring is full harvests it itself (KVM_EXIT_DIRTY_RING_FULL)
+ * and, after KVM overran a ring, turns logging off and on again. */
+static const struct sc_rule vcpu_dirty_rules[] = {
+	IOCTL_ON(SC_FD_VM, KVM_RESET_DIRTY_RINGS),
+	IOCTL_ON(SC_FD_VM, KVM_SET_USER_MEMORY_REGION),
+};
+static GROUP(vcpu_dirty, "harvesting its full dirty ring");
+
 /* ---- the main thread: the event loop ------------------------------------------ */
 
 static const struct sc_rule loop_rules[] = {
@@ -105,6 +144,9 @@ static const struct sc_rule loop_rules[] = {
 	ALLOW(timerfd_settime),
 	ALLOW_IF(ioctl, "TCGETS on stdin", ARG_EQ(0, 0), ARG_MASK(1, 0xffffffffu, TCGETS)),
 	IOCTL_ON(SC_FD_VM, KVM_IRQ_LINE),       /* the power button's SCI (ctl shutdown) */
+	/* virtio-blk submits and reaps its requests on the loop; the ring was
+	 * set up before the filters. */
+	ALLOW(io_uring_enter),
 };
 static GROUP(loop, "the event loop, console and timers");
 
@@ -145,25 +187,63 @@ static const struct sc_rule io_rules[] = {
 	ALLOW(read),                 /* its eventfd */
 	ALLOW(pread64), ALLOW(preadv), ALLOW(pwrite64), ALLOW(pwritev),
 	ALLOW(fdatasync), ALLOW(fsync),
+	/* The balloon's discard worker lowers its own priority: the guest's
+	 * vCPUs come first. */
+	ALLOW_IF(setpriority, "PRIO_PROCESS", ARG_EQ(0, PRIO_PROCESS)),
 };
-static GROUP(io, "a block backend's requests (a starting point for the first worker)");
+static GROUP(io, "worker threads: block requests, the balloon's discards");
 
 static const struct sc_rule migration_rules[] = {
 	ALLOW(read), ALLOW(recvfrom), ALLOW(sendto), ALLOW(sendmsg), ALLOW(close),
+	ALLOW(poll), ALLOW(ppoll),
 	IOCTL_ON(SC_FD_VM, KVM_GET_DIRTY_LOG), IOCTL_ON(SC_FD_VM, KVM_CLEAR_DIRTY_LOG),
 	IOCTL_ON(SC_FD_VM, KVM_RESET_DIRTY_RINGS),
+	/* turning dirty logging on and off for a memory slot */
+	IOCTL_ON(SC_FD_VM, KVM_SET_USER_MEMORY_REGION),
 };
-static GROUP(migration, "sending the stream, dirty tracking (a starting point)");
+static GROUP(migration, "sending the stream, dirty tracking");
+
+/* The migration channel: an outgoing stream socket (the address is given
+ * numerically: no name lookups), its buffer sizes and timeouts. */
+static const struct sc_rule channel_rules[] = {
+	ALLOW_IF(socket, "AF_UNIX stream", ARG_EQ(0, AF_UNIX), ARG_EQ(1, SOCK_STREAM | SOCK_CLOEXEC)),
+	ALLOW_IF(socket, "AF_INET stream", ARG_EQ(0, AF_INET), ARG_EQ(1, SOCK_STREAM | SOCK_CLOEXEC)),
+	ALLOW_IF(socket, "AF_INET6 stream", ARG_EQ(0, AF_INET6), ARG_EQ(1, SOCK_STREAM | SOCK_CLOEXEC)),
+	ALLOW(connect),
+	ALLOW(setsockopt),
+	ALLOW(shutdown),
+};
+static GROUP(channel, "the outgoing migration stream");
+
+/* A snapshot: the directory the owner named (the API is the owner's,
+ * docs/threat-model.md), its files written whole then renamed into place. */
+static const struct sc_rule snapshot_rules[] = {
+	ALLOW(mkdir),
+	ALLOW(getcwd), ALLOW(readlink),          /* realpath() of the directory */
+	ALLOW_IF(openat, "O_WRONLY|O_CREAT|O_TRUNC (a new file)", ARG_EQ(2, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC)),
+	ALLOW(ftruncate), ALLOW(pwrite64), ALLOW(pwritev), ALLOW(fdatasync),
+	ALLOW(rename), ALLOW(unlink),
+};
+static GROUP(snapshot, "writing a snapshot's files");
+
+/* A lazy restore: guest RAM is filled from the memory file as the guest
+ * touches it (userfaultfd) and in the background. */
+static const struct sc_rule lazy_rules[] = {
+	ALLOW(pread64),
+	IOCTL_ANY(UFFDIO_COPY), IOCTL_ANY(UFFDIO_ZEROPAGE), IOCTL_ANY(UFFDIO_WAKE),
+	IOCTL_ANY(UFFDIO_UNREGISTER),
+};
+static GROUP(lazy, "loading a restored VM's memory on demand");
 
 const struct sc_kind sc_kinds[THREAD_KINDS] = {
 	[THREAD_MAIN] = { "main", "the event loop: console, control API, timers, device backends, teardown",
-			  { &base, &memory, &loop, &api, &state_read, &s3_wake } },
+			  { &base, &memory, &loop, &api, &state_read, &s3_wake, &pci, &tap, &tap_io } },
 	[THREAD_VCPU] = { "vcpu", "one per vCPU: KVM_RUN and the device emulation its exits call",
-			  { &base, &memory, &vcpu_run, &irq } },
+			  { &base, &memory, &vcpu_run, &irq, &pci, &tap, &vcpu_dirty } },
 	[THREAD_IO] = { "io", "I/O worker threads fed by the event loop",
 			{ &base, &memory, &io, &irq } },
-	[THREAD_MIGRATION] = { "migration", "the snapshot / live-migration sender",
-			       { &base, &memory, &state_read, &migration } },
+	[THREAD_MIGRATION] = { "migration", "the snapshot writer, the live-migration sender, the lazy restore loader",
+			       { &base, &memory, &state_read, &migration, &channel, &snapshot, &lazy } },
 };
 
 /* ---- building VMs after the filters (main, SANDBOX_REBUILD) -------------------- */
@@ -174,6 +254,8 @@ const struct sc_kind sc_kinds[THREAD_KINDS] = {
  * start under main's filter, so main's list also holds theirs. */
 static const struct sc_rule sc_group_rebuild_rules[] = {
 	ALLOW(memfd_create), ALLOW(ftruncate), ALLOW(epoll_create1), ALLOW(eventfd2),
+	/* guest RAM on transparent huge pages (mem_use_thp), where the host allows */
+	ALLOW_IF(madvise, "MADV_HUGEPAGE", ARG_EQ(2, MADV_HUGEPAGE)),
 	IOCTL_ON(SC_FD_KVM, KVM_CREATE_VM), IOCTL_ON(SC_FD_KVM, KVM_CHECK_EXTENSION),
 	IOCTL_ON(SC_FD_KVM, KVM_GET_VCPU_MMAP_SIZE), IOCTL_ON(SC_FD_KVM, KVM_GET_SUPPORTED_CPUID),
 	IOCTL_ON(SC_FD_KVM, KVM_GET_MSR_INDEX_LIST), IOCTL_ON(SC_FD_KVM, KVM_GET_MSR_FEATURE_INDEX_LIST),
@@ -191,6 +273,12 @@ static const struct sc_rule sc_group_rebuild_rules[] = {
 	IOCTL_ANY(KVM_SET_XCRS), IOCTL_ANY(KVM_SET_MSRS), IOCTL_ANY(KVM_SET_MP_STATE),
 	IOCTL_ANY(KVM_SET_DEBUGREGS), IOCTL_ANY(KVM_SET_VCPU_EVENTS), IOCTL_ANY(KVM_SET_NESTED_STATE),
 	IOCTL_ANY(KVM_RUN), IOCTL_ANY(KVM_TRANSLATE), IOCTL_ANY(KVM_IRQ_LINE),
+	/* the new VM's devices: MSI-X vectors (irqfds), virtio-blk's ring */
+	IOCTL_ANY(KVM_IRQFD), IOCTL_ANY(KVM_IOEVENTFD), IOCTL_ANY(KVM_SET_GSI_ROUTING),
+	ALLOW(io_uring_setup), ALLOW(io_uring_register),
+	/* the process's disks and taps (src/host.c), duplicated for the new VM */
+	ALLOW_IF(fcntl, "F_DUPFD_CLOEXEC", ARG_EQ(1, F_DUPFD_CLOEXEC)),
+	IOCTL_ANY(BLKGETSIZE64),
 };
 const struct sc_group sc_group_rebuild = {
 	"rebuild", "main, with --on-reboot restart or the save/restore self-test: building VMs",

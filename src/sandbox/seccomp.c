@@ -3,6 +3,7 @@
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -33,7 +34,8 @@ static const char *const syscall_names[] = {
 static enum sandbox_mode mode = SANDBOX_OFF;
 static unsigned setup_flags;
 static __thread char thread_name[16];
-static __thread int thread_kind = -1;
+static __thread int thread_kind = -1;   /* enum thread_kind, SPAWNER, or -1: no filter yet */
+#define SPAWNER THREAD_KINDS
 
 /* ---- the SIGSYS report: async-signal-safe, no stdio, no malloc ---------------- */
 
@@ -91,7 +93,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 	put(&l, "ember: error: seccomp: thread ");
 	put(&l, thread_name[0] ? thread_name : "?");
 	put(&l, " (");
-	put(&l, thread_kind >= 0 ? sc_kinds[thread_kind].name : "unfiltered");
+	put(&l, thread_kind == SPAWNER ? "spawner" : thread_kind >= 0 ? sc_kinds[thread_kind].name : "unfiltered");
 	put(&l, ") made system call ");
 	put(&l, nr >= 0 && (size_t)nr < NSYSCALL_NAMES && syscall_names[nr] ? syscall_names[nr] : "?");
 	put(&l, " (");
@@ -184,8 +186,8 @@ static int add_kind(scmp_filter_ctx ctx, enum thread_kind kind, const struct san
 }
 
 /* The filter kind's threads get: its groups, the sanitizer's in test
- * builds; main in rebuild mode also what building VMs and starting their
- * vCPU threads take, on any VM or vCPU fd. */
+ * builds; main in rebuild mode also what building VMs takes, on any VM or
+ * vCPU fd (their threads come from the spawner). */
 static int build(scmp_filter_ctx ctx, enum thread_kind kind, const struct sandbox_fds *given, unsigned flags)
 {
 	struct sandbox_fds fds = *given;
@@ -197,14 +199,29 @@ static int build(scmp_filter_ctx ctx, enum thread_kind kind, const struct sandbo
 		e = add_group(ctx, sc_group_sanitizer, &fds);
 	if (!e && sc_group_sanitizer_main && kind == THREAD_MAIN)
 		e = add_group(ctx, sc_group_sanitizer_main, &fds);
-	if (!e && rebuild && !(e = add_group(ctx, &sc_group_rebuild, &fds)) &&
-	    !(e = add_group(ctx, &sc_group_spawn, &fds)))
-		e = add_kind(ctx, THREAD_VCPU, &fds);
+	if (!e && rebuild)
+		e = add_group(ctx, &sc_group_rebuild, &fds);
 	/* The hot path first: a vCPU's KVM_RUN is checked on every exit. */
 	if (!e && kind == THREAD_VCPU)
 		e = seccomp_syscall_priority(ctx, SCMP_SYS(ioctl), 255);
 	return e;
 }
+
+/* The spawner's: starting threads, and every kind it starts (all but
+ * main), on any fd, since each new thread narrows it with its own at once. */
+static int build_spawner(scmp_filter_ctx ctx)
+{
+	const struct sandbox_fds any = SANDBOX_NO_FDS;
+	int e = add_group(ctx, &sc_group_spawn, &any);
+	for (int k = 0; k < THREAD_KINDS && !e; k++)
+		if (k != THREAD_MAIN)
+			e = add_kind(ctx, (enum thread_kind)k, &any);
+	if (!e && sc_group_sanitizer)
+		e = add_group(ctx, sc_group_sanitizer, &any);
+	return e;
+}
+
+static int spawner_start(void);
 
 int sandbox_setup(enum sandbox_mode m, unsigned flags)
 {
@@ -232,7 +249,7 @@ int sandbox_setup(enum sandbox_mode m, unsigned flags)
 	sigfillset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0)
 		return -errno;
-	return 0;
+	return spawner_start();
 }
 
 enum sandbox_mode sandbox_mode(void)
@@ -240,19 +257,19 @@ enum sandbox_mode sandbox_mode(void)
 	return mode;
 }
 
-int sandbox_enter(enum thread_kind kind, const struct sandbox_fds *fds, const char *name)
+/* Build (kind or the spawner's) and install on the calling thread. */
+static int install(int kind, const struct sandbox_fds *fds, const char *name)
 {
-	if (mode == SANDBOX_OFF || thread_kind >= 0)
-		return 0;
+	const char *kname = kind == SPAWNER ? "spawner" : sc_kinds[kind].name;
 	scmp_filter_ctx ctx = seccomp_init(mode == SANDBOX_KILL ? SCMP_ACT_TRAP : SCMP_ACT_LOG);
 	if (!ctx)
 		return -ENOMEM;
 	int e = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (!e)
-		e = build(ctx, kind, fds, setup_flags);
+		e = kind == SPAWNER ? build_spawner(ctx) : build(ctx, (enum thread_kind)kind, fds, setup_flags);
 	if (e) {
 		seccomp_release(ctx);
-		log_error("seccomp: building the %s filter: %s", sc_kinds[kind].name, strerror(-e));
+		log_error("seccomp: building the %s filter: %s", kname, strerror(-e));
 		return e;
 	}
 	sigset_t sys;
@@ -260,15 +277,22 @@ int sandbox_enter(enum thread_kind kind, const struct sandbox_fds *fds, const ch
 	sigaddset(&sys, SIGSYS);
 	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	snprintf(thread_name, sizeof(thread_name), "%s", name);
-	thread_kind = (int)kind;
+	thread_kind = kind;
 	e = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (e) {
 		thread_kind = -1;
-		log_error("seccomp: installing the %s filter on %s: %s", sc_kinds[kind].name, name, strerror(-e));
+		log_error("seccomp: installing the %s filter on %s: %s", kname, name, strerror(-e));
 		return e;
 	}
 	return 0;
+}
+
+int sandbox_enter(enum thread_kind kind, const struct sandbox_fds *fds, const char *name)
+{
+	if (mode == SANDBOX_OFF || thread_kind >= 0)
+		return 0;
+	return install((int)kind, fds, name);
 }
 
 int sandbox_filter_insns(enum thread_kind kind, unsigned flags)
@@ -319,13 +343,88 @@ static void *start_thread(void *p)
 	return r ? NULL : fn(arg);
 }
 
+/* Filters stack: a thread started by a filtered one stays under its
+ * creator's filter too, so it could never do more than its creator. The
+ * threads started once filters are in (a snapshot, a migration, the vCPUs
+ * of a VM built after a reboot) come from the spawner instead: a thread
+ * started in sandbox_setup, before any filter, that does nothing but start
+ * threads, under a filter that allows that and every kind's list but
+ * main's. One request at a time. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready, running;    /* it started; its filter is in */
+	struct start *req;      /* the request waiting to be served, or NULL */
+	pthread_t *out;
+	int result;             /* the last request's pthread_create */
+	unsigned long served;   /* requests served */
+} spawner = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *spawner_main(void *unused)
+{
+	(void)unused;
+	pthread_setname_np(pthread_self(), "spawner");
+	int r = install(SPAWNER, NULL, "spawner");
+	pthread_mutex_lock(&spawner.lock);
+	spawner.ready = true;
+	spawner.running = r == 0;
+	pthread_cond_broadcast(&spawner.cond);
+	while (spawner.running) {
+		while (!spawner.req)
+			pthread_cond_wait(&spawner.cond, &spawner.lock);
+		spawner.result = pthread_create(spawner.out, NULL, start_thread, spawner.req);
+		spawner.req = NULL;
+		spawner.served++;
+		pthread_cond_broadcast(&spawner.cond);
+	}
+	pthread_mutex_unlock(&spawner.lock);
+	return NULL;
+}
+
+static int spawner_start(void)
+{
+	pthread_t t;
+	int r = pthread_create(&t, NULL, spawner_main, NULL);
+	if (r)
+		return -r;
+	pthread_detach(t);
+	pthread_mutex_lock(&spawner.lock);
+	while (!spawner.ready)
+		pthread_cond_wait(&spawner.cond, &spawner.lock);
+	r = spawner.running ? 0 : -EPERM;   /* install() said why */
+	pthread_mutex_unlock(&spawner.lock);
+	return r;
+}
+
+/* pthread_create, by this thread or (when it is filtered) the spawner. */
+static int create(pthread_t *t, struct start *s)
+{
+	if (thread_kind < 0)
+		return pthread_create(t, NULL, start_thread, s);
+	pthread_mutex_lock(&spawner.lock);
+	while (spawner.running && spawner.req)
+		pthread_cond_wait(&spawner.cond, &spawner.lock);
+	int r = EAGAIN;
+	if (spawner.running) {
+		unsigned long ticket = spawner.served + 1;
+		spawner.req = s;
+		spawner.out = t;
+		pthread_cond_broadcast(&spawner.cond);
+		while (spawner.served < ticket)
+			pthread_cond_wait(&spawner.cond, &spawner.lock);
+		r = spawner.result;
+	}
+	pthread_mutex_unlock(&spawner.lock);
+	return r;
+}
+
 int sandbox_thread_create(pthread_t *t, enum thread_kind kind, const struct sandbox_fds *fds,
 			  const char *name, void *(*fn)(void *), void *arg)
 {
 	struct start s = { .kind = kind, .fds = *fds, .name = name, .fn = fn, .arg = arg };
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
-	int r = pthread_create(t, NULL, start_thread, &s);
+	int r = create(t, &s);
 	if (r == 0) {
 		pthread_mutex_lock(&s.lock);
 		while (!s.state)

@@ -8,7 +8,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EMBER=${EMBER:-$ROOT/build/asan/ember}
 GUEST=${GUEST:-$ROOT/build/guest}
 TMP=$(mktemp -d /tmp/ember-test.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+# KEEP_TMP=1 keeps the outputs for a look after a failure.
+trap '[ -n "${KEEP_TMP:-}" ] && echo "# outputs kept in $TMP" || rm -rf "$TMP"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

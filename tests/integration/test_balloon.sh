@@ -17,8 +17,17 @@
 # - PAGE_POISON: reports kept when poison_val != 0;
 # - snapshot and migration of a ballooned guest neither read nor send the
 #   discarded pages;
+# - the balloon moves with the VM (migration: the destination has no
+#   --balloon and takes the stream's; restore: a --balloon with the same
+#   guest-visible options and another discard mode, one with other options
+#   refused): target, actual, features, counters and discarded record on
+#   the new side, `balloon set` there deflates the guest, its statistics
+#   keep coming, and the memory it frees there is reported and discarded
+#   (the guest reads zeros);
 # - a Debian kernel's virtio_balloon with page reporting (hardware
 #   virtualization only);
+# - guest RAM on transparent huge pages exactly when the host's
+#   shmem_enabled allows them (the info log, status memory_thp);
 # - --balloon option errors.
 source "$(dirname "$0")/lib.sh"
 
@@ -48,9 +57,21 @@ NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB wit
 	"reporting off: host memory does not fall" "reporting off: guest checks (freed pages keep their data)"
 	"balloon set: inflating returns the memory" "balloon stats: guest statistics and Ember's counters"
 	"balloon set 0: deflating gives it back" "balloon: balloon-stats events" "balloon: inflate/deflate guest checks"
+	"guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)"
 	"hostile requests refused without harm" "page poison: reports kept when poison_val != 0"
 	"snapshot of a ballooned guest sends no discarded page"
 	"migration of a ballooned guest sends no discarded page"
+	"migrated balloon: state on the destination (target, actual, features, counters, record, mode from the stream)"
+	"migrated balloon: balloon set on the destination deflates the guest"
+	"migrated balloon: statistics and reports keep coming on the destination"
+	"migrated balloon: guest checks (pages freed after the move reported, discarded, read zeros)"
+	"restored balloon: --balloon with other guest-visible options refused"
+	"restored balloon: --balloon for a VM that had none refused"
+	"save/restore self-test with a balloon: the state saved again after a restore is identical"
+	"restored balloon: state on the restored VM (target, actual, features, counters, record, mode from --balloon)"
+	"restored balloon: balloon set on the restored VM deflates the guest"
+	"restored balloon: statistics and reports keep coming on the restored VM"
+	"restored balloon: guest checks (pages freed after the move reported, discarded, read zeros)"
 	"linux guest: virtio_balloon page reporting gives back >= 90% of freed memory within 3 s")
 require_kvm "${NAMES[@]}"
 if [ ! -f "$KERNEL" ]; then
@@ -187,8 +208,15 @@ snapshot_check() {
 	fi
 }
 
-start inflate --memory 256M --api-socket "$SOCK" --balloon stats-interval=1 --cmdline "mode=inflate mib=128"
+# The host's shmem_enabled word; huge pages for guest RAM where it allows them.
+THP=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
+case $THP in advise|within_size|always|force) THP_WANT="transparent huge pages True" ;; *) THP_WANT="4 KiB pages False" ;; esac
+start inflate --memory 256M --api-socket "$SOCK" --balloon stats-interval=1 --log-level info \
+	--cmdline "mode=inflate mib=128"
 if wait_line '^balloon: ready' 60; then
+	thp_log=$(sed -n "s/^ember: guest RAM: 256 MiB memfd, \(.*\) (shmem_enabled: ${THP:-absent})$/\1/p" "$VM_OUT")
+	expect_eq "guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)" \
+		"$thp_log $(ctl --json "$SOCK" status | json 'r["memory_thp"]')" "$THP_WANT"
 	"$EMBER" ctl --json "$SOCK" watch >"$TMP/events" 2>&1 &
 	WATCH=$!
 	before=$(memfd_mib "$VM_PID")
@@ -234,7 +262,8 @@ assert any(e["actual_bytes"] == 64 << 20 for e in b), "no event at 64 MiB"
 	fi
 else
 	for n in "balloon set: inflating returns the memory" "balloon stats: guest statistics and Ember's counters" \
-		"balloon set 0: deflating gives it back" "balloon: balloon-stats events"; do
+		"balloon set 0: deflating gives it back" "balloon: balloon-stats events" \
+		"guest RAM pages follow the host's shmem THP setting (info log, status memory_thp)"; do
 		fail "$n" "the guest never got ready"
 	done
 	finish "balloon: inflate/deflate guest checks"
@@ -279,6 +308,127 @@ else
 	fail "$mg" "the source guest never inflated"
 fi
 kill -TERM "$VM_PID" "$DST" 2>/dev/null; wait "$VM_PID" "$DST" 2>/dev/null
+
+# ---- the balloon moves with the VM ------------------------------------------------------
+# mode=migrate: the guest keeps 64 MiB of 256, the host inflates 32 MiB,
+# then the VM moves. On the new side: the state is there, the host deflates
+# the balloon, the guest frees its 64 MiB; its statistics must show that
+# (free = total: figures sent after the move) and its driver reports the
+# blocks, which the new side discards (the guest reads zeros there).
+BOPTS=deflate-on-oom,free-page-reporting=free,stats-interval=1
+bjson() { ctl --json "$SOCK" balloon stats; }
+
+# moved P MODE: checks P on the VM at $SOCK ($VM_PID, $VM_OUT), whose
+# balloon should run with discard mode MODE.
+moved() {
+	local p=$1 mode=$2 got i st ok=''
+	bjson >"$TMP/$p.json" 2>&1
+	got=$(json 'r["target_bytes"] >> 20, r["actual_bytes"] >> 20, r["ember"]["inflated_pages"], r["features"]["deflate_on_oom"], r["features"]["reporting"], r["features"]["stats"], r["free_page_reporting"], r["ember"]["discarded_bytes"] >= 32 << 20, r["ember"]["discarded_bytes_total"] >= 32 << 20' \
+		<"$TMP/$p.json" 2>/dev/null)
+	ctl "$SOCK" status >"$TMP/$p.status" 2>&1
+	grep -q "^balloon:  32 MiB (target 32 MiB), reporting $mode" "$TMP/$p.status" || got="$got (status: $(grep '^balloon' "$TMP/$p.status"))"
+	expect_eq "$p: state on the ${3} (target, actual, features, counters, record, mode from ${4})" \
+		"$got" "32 32 8192 True True True $mode True True"
+	ctl "$SOCK" balloon set 0 >/dev/null
+	if wait_actual 0 && wait_line '^balloon: freed' 60; then
+		pass "$p: balloon set on the ${3} deflates the guest"
+	else
+		fail "$p: balloon set on the ${3} deflates the guest" "actual $(actual_mib) MiB"; show "$VM_OUT"
+	fi
+	# The guest drives 6 s after the free: statistics every second, its
+	# report 2 s after the free.
+	local last='no answer'
+	for ((i = 0; i < 200; i++)); do
+		st=$(bjson 2>/dev/null | json 'r["guest"].get("free_memory", 0) == r["guest"].get("total_memory", -1), r["ember"]["reported_bytes"] >= 64 << 20' 2>/dev/null) ||
+			{ last="$last, then the VM stopped answering"; break; }
+		last=$st
+		[ "$st" = "True True" ] && { ok=1; break; }
+		sleep 0.1
+	done
+	if [ -n "$ok" ]; then
+		pass "$p: statistics and reports keep coming on the ${3}"
+	else
+		fail "$p: statistics and reports keep coming on the ${3}" "free = total, >= 64 MiB reported: $last"
+	fi
+	finish "$p: guest checks (pages freed after the move reported, discarded, read zeros)"
+}
+
+# Migration: the destination is given no --balloon.
+SOCK=$TMP/mv.sock
+start mvsrc --memory 256M --api-socket "$SOCK" --balloon "$BOPTS" --cmdline "mode=migrate mib=64 hold_ms=6000"
+SRC=$VM_PID
+"$EMBER" run --incoming "unix:$TMP/mv.mig" --api-socket "$TMP/mvdst.sock" </dev/null >"$TMP/mvdst.out" 2>&1 &
+DST=$!
+if wait_line '^balloon: ready' 60 && ctl "$SOCK" balloon set 32M >/dev/null && wait_actual 32 &&
+   timeout -k 5 60 "$EMBER" ctl "$SOCK" migrate "unix:$TMP/mv.mig" >"$TMP/mv.out" 2>&1; then
+	VM_PID=$DST VM_OUT=$TMP/mvdst.out SOCK=$TMP/mvdst.sock
+	for ((i = 0; i < 100; i++)); do [ -S "$SOCK" ] && break; sleep 0.1; done
+	moved "migrated balloon" free destination "the stream"
+else
+	for n in "${NAMES[@]}"; do
+		case $n in "migrated balloon: "*) fail "$n" "the migration did not happen";; esac
+	done
+	show "$TMP/mv.out" 10; show "$VM_OUT" 10; show "$TMP/mvdst.out" 10
+fi
+kill -TERM "$SRC" "$DST" 2>/dev/null; wait "$SRC" "$DST" 2>/dev/null
+
+# Snapshot and restore: the same guest options, another discard mode.
+SOCK=$TMP/rs.sock
+start rssrc --memory 256M --api-socket "$SOCK" --balloon "$BOPTS" --cmdline "mode=migrate mib=64 hold_ms=6000"
+if wait_line '^balloon: ready' 60 && ctl "$SOCK" balloon set 32M >/dev/null && wait_actual 32 &&
+   ctl "$SOCK" snapshot "$TMP/bsnap" >"$TMP/rs.out" 2>&1; then
+	kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
+	n="restored balloon: --balloon with other guest-visible options refused"
+	run_vm "$TMP/rsbad.out" 60 --restore "$TMP/bsnap" --balloon free-page-reporting=free,stats-interval=1
+	if [ "$RC" = 2 ] && grep -q "the VM's balloon is size=0M,deflate-on-oom,free-page-reporting=free" "$TMP/rsbad.out"; then
+		pass "$n"
+	else
+		fail "$n" "exit $RC"; show "$TMP/rsbad.out" 5
+	fi
+	SOCK=$TMP/rsdst.sock
+	VM_OUT=$TMP/rsdst.out
+	"$EMBER" run --restore "$TMP/bsnap" --api-socket "$SOCK" \
+		--balloon deflate-on-oom,free-page-reporting=dontneed,stats-interval=1 </dev/null >"$VM_OUT" 2>&1 &
+	VM_PID=$!
+	for ((i = 0; i < 100; i++)); do [ -S "$SOCK" ] && break; sleep 0.1; done
+	moved "restored balloon" dontneed "restored VM" "--balloon"
+else
+	for n in "${NAMES[@]}"; do
+		case $n in "restored balloon: "*) fail "$n" "no snapshot was taken";; esac
+	done
+	show "$TMP/rs.out" 10; show "$VM_OUT" 10
+	kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
+fi
+
+# The self-test saves the VM in the middle of reporting (free mode), loads
+# it into a fresh VM, saves that and compares: every field loaded back.
+n="save/restore self-test with a balloon: the state saved again after a restore is identical"
+run_vm "$TMP/self.out" 120 --kernel "$KERNEL" --debug-exit --memory 256M --balloon "$BOPTS" \
+	--cmdline "mode=report mib=64 hold_ms=3000" --test-save-restore-after 2500
+if [ "$RC" = 1 ] && grep -q 'selftest: restored into a fresh VM.*identical' "$TMP/self.out" &&
+   grep -Eq '^SUMMARY: [0-9]+ tests, 0 failures' "$TMP/self.out"; then
+	pass "$n"
+else
+	fail "$n" "exit $RC"; grep -E 'selftest|^not ok' "$TMP/self.out" | sed 's/^/#   /'; show "$TMP/self.out" 5
+fi
+
+# A VM without a balloon: a --balloon on restore is refused (as an extra
+# --disk would be).
+n="restored balloon: --balloon for a VM that had none refused"
+VM_OUT=$TMP/nob.out
+"$EMBER" run --kernel "$GUEST/idle.elf" --memory 64M --api-socket "$TMP/nob.sock" </dev/null >"$VM_OUT" 2>&1 &
+VM_PID=$!
+if wait_line '^idle: ready' 60 && ctl "$TMP/nob.sock" snapshot "$TMP/nobsnap" >"$TMP/nobsnap.out" 2>&1; then
+	run_vm "$TMP/nobbad.out" 60 --restore "$TMP/nobsnap" --balloon
+	if [ "$RC" = 2 ] && grep -q "the VM in the stream has no balloon" "$TMP/nobbad.out"; then
+		pass "$n"
+	else
+		fail "$n" "exit $RC"; show "$TMP/nobbad.out" 5
+	fi
+else
+	fail "$n" "no snapshot of the VM without a balloon"; show "$TMP/nobsnap.out" 5
+fi
+kill -TERM "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null
 
 # ---- a Linux guest ------------------------------------------------------------------------
 if [ -d /sys/module/kvm_pvm ]; then

@@ -36,7 +36,10 @@ SOCK=$RUN/api.sock
 ctl() { timeout -k 5 30 "$EMBER" ctl "$@"; }
 
 OUT=$TMP/jail.out
-"$EMBER" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 --api-socket "$SOCK" \
+# A disk outside the jail: opened before it, and again usable by the VM a
+# guest reset builds inside it.
+truncate -s 1M "$TMP/disk.img"
+"$EMBER" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 --api-socket "$SOCK" --disk "$TMP/disk.img" \
 	--on-reboot restart --cmdline button=reset --jail "$JAIL" --uid $ID --gid $ID </dev/null >"$OUT" 2>&1 &
 PID=$!
 ready() {  # wait for the Nth "idle: ready"

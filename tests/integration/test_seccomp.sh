@@ -18,10 +18,10 @@ for b in plain asan; do
 	for k in "${KINDS[@]}"; do NAMES+=("$b: forbidden call on $k" "$b: forbidden ioctl on $k"); done
 	NAMES+=("$b: restart mode: forbidden call on main" "$b: restart mode: forbidden ioctl on vcpu")
 done
-NAMES+=("log mode lets it through" "log mode: the kernel logged it" "off: no filter"
+NAMES+=("log mode lets it through" "log mode: the kernel logged it" "every thread filtered: balloon worker" "off: no filter"
 	"every thread filtered" "ember seccomp lists every kind" "--seccomp bad value"
 	"production build: control commands" "production build: guest kit" "production build: save/restore self-test"
-	"production build: multiboot kernels")
+	"production build: multiboot kernels" "production build: snapshot, migration and restore")
 require_kvm "${NAMES[@]}"
 for f in "$PLAIN" "$ASAN" "$GUEST/idle.elf" "$GUEST/hello.elf"; do
 	if [ ! -e "$f" ]; then
@@ -66,6 +66,10 @@ done
 # on and powers off, and the kernel's audit log has the call. The binary
 # runs under a name of its own, so other Ember runs' audit lines (and a
 # full kernel ring buffer) cannot hide or fake this one.
+T0=$(cut -d' ' -f1 /proc/uptime)
+# dmesg lines stamped after T0 (a full ring buffer drops old lines, so
+# counting lines would not do)
+dmesg_since() { dmesg 2>/dev/null | awk -v t="$T0" '{ s = substr($0, 2, index($0, "]") - 2) + 0; if (s >= t) print }'; }
 LOGBIN=$TMP/ember-seccomp-log-$$
 cp "$PLAIN" "$LOGBIN"
 logged() { dmesg 2>/dev/null | grep -c "exe=\"$LOGBIN\".*syscall=59 "; }
@@ -90,7 +94,12 @@ else
 			--test-seccomp-violate=vcpu
 		for _ in $(seq 20); do [ "$(logged)" -gt 0 ] && break; sleep 0.1; done
 	fi
-	if [ "$(logged)" -gt 0 ]; then pass "log mode: the kernel logged it"; else
+	if [ "$(logged)" -gt 0 ]; then pass "log mode: the kernel logged it"
+	elif dmesg_since | grep -q "kauditd_printk_skb: .* callbacks suppressed"; then
+		# another process floods the audit log: the kernel dropped lines,
+		# maybe ours, so the check cannot tell
+		skip "log mode: the kernel logged it" "the kernel suppressed audit lines meanwhile (rate limit)"
+	else
 		fail "log mode: the kernel logged it" "no audit line with syscall=59 for $LOGBIN in dmesg"; fi
 fi
 
@@ -117,7 +126,10 @@ check_threads() {  # NAME BINARY EXPECTED ARGS...
 	wait $pid
 	expect_eq "$name" "$got" "$want"
 }
-check_threads "every thread filtered" "$PLAIN" "ember:2:1 vcpu0:2:1 vcpu1:2:1 "
+check_threads "every thread filtered" "$PLAIN" "ember:2:1 spawner:2:1 vcpu0:2:1 vcpu1:2:1 "
+# The balloon's discard worker (an I/O thread) too.
+check_threads "every thread filtered: balloon worker" "$PLAIN" "balloon:2:1 ember:2:1 spawner:2:1 vcpu0:2:1 vcpu1:2:1 " \
+	--balloon free-page-reporting=free
 check_threads "off: no filter" "$PLAIN" "ember:0:0 vcpu0:0:0 vcpu1:0:0 " --seccomp=off
 
 # The control plane on the production build: every command but quit, then
@@ -135,6 +147,35 @@ rc=0; wait $pid || rc=$?
 if [ -z "$ctl_ok" ] && [ $rc = 0 ] && [ ! -e "$sock" ]; then pass "production build: control commands"; else
 	fail "production build: control commands" "failed:${ctl_ok:- none}, exit $rc"
 	sed 's/^/#   /' "$TMP/ctl.out" "$TMP/ctl-replies.out" | tail -n 10
+fi
+
+# A snapshot, a live migration over a UNIX socket (with a balloon whose
+# worker discards: it migrates) and a lazy restore on the production build, filters on:
+# the migration kind's list and the spawner. Each VM ends by ctl quit (0).
+prod_state_ok=
+sock=$TMP/ps.sock
+"$PLAIN" run --kernel "$GUEST/idle.elf" --memory 64M --cpus 2 --api-socket "$sock" \
+	--balloon free-page-reporting=free </dev/null >"$TMP/ps.out" 2>&1 &
+spid=$!
+for _ in $(seq 300); do grep -qs '^idle: ready' "$TMP/ps.out" && break; sleep 0.1; done
+timeout 60 "$PLAIN" ctl "$sock" snapshot "$TMP/psnap" >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok snapshot"
+"$PLAIN" run --incoming "unix:$TMP/ps.mig" --api-socket "$TMP/pd.sock" </dev/null >"$TMP/pd.out" 2>&1 &
+dpid=$!
+for _ in $(seq 50); do [ -S "$TMP/ps.mig" ] && break; sleep 0.1; done
+timeout 60 "$PLAIN" ctl "$sock" migrate "unix:$TMP/ps.mig" >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok migrate"
+wait_rc $spid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok source-exit-$WRC"
+timeout 30 "$PLAIN" ctl "$TMP/pd.sock" status >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok destination-status"
+timeout 30 "$PLAIN" ctl "$TMP/pd.sock" quit >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok destination-quit"
+wait_rc $dpid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok destination-exit-$WRC"
+"$PLAIN" run --restore "$TMP/psnap" --api-socket "$TMP/pr.sock" </dev/null >"$TMP/pr.out" 2>&1 &
+rpid=$!
+for _ in $(seq 50); do [ -S "$TMP/pr.sock" ] && break; sleep 0.1; done
+timeout 30 "$PLAIN" ctl "$TMP/pr.sock" status >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok restore-status"
+timeout 30 "$PLAIN" ctl "$TMP/pr.sock" quit >>"$TMP/ps.ctl" 2>&1 || prod_state_ok="$prod_state_ok restore-quit"
+wait_rc $rpid; [ "$WRC" = 0 ] || prod_state_ok="$prod_state_ok restore-exit-$WRC"
+if [ -z "$prod_state_ok" ]; then pass "production build: snapshot, migration and restore"; else
+	fail "production build: snapshot, migration and restore" "failed:$prod_state_ok"
+	sed 's/^/#   /' "$TMP/ps.out" "$TMP/pd.out" "$TMP/pr.out" "$TMP/ps.ctl" | grep -v warning | tail -n 12
 fi
 
 "$PLAIN" seccomp >"$TMP/list.out" 2>&1
@@ -167,8 +208,12 @@ if [ -z "$kit_fail" ]; then pass "production build: guest kit"; else
 	fail "production build: guest kit" "failed:$kit_fail"; fi
 
 if [ -f "$GUEST/saverestore.elf" ]; then
+	# with devices: the fresh VM's disk, io_uring, MSI-X irqfds and
+	# balloon worker are made under main's filter
+	truncate -s 1M "$TMP/sr-disk.img"
 	EMBER=$PLAIN run_vm "$TMP/sr.out" 120 --kernel "$GUEST/saverestore.elf" --memory 64M --cpus 2 \
-		--debug-exit --test-save-restore-after 300
+		--debug-exit --test-save-restore-after 300 --disk "$TMP/sr-disk.img" --rng \
+		--balloon free-page-reporting=free
 	if [ "$RC" = 1 ] && grep -q 'saved again: identical' "$TMP/sr.out"; then
 		pass "production build: save/restore self-test"
 	else

@@ -3,7 +3,9 @@
  * option, and the device behind the virtio transport on a real memfd
  * (guest memory from mem_create, with the 3-4 GiB hole), a fake MSI sink:
  * inflate/deflate, reports in both discard modes, PAGE_POISON, statistics,
- * dense queue numbering, a new target's configuration interrupt. */
+ * dense queue numbering, a new target's configuration interrupt; its state
+ * section saved and loaded into a fresh device (and refused when a field
+ * is out of range or foreign), quiesce in FREE mode. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +16,12 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <linux/pci_regs.h>
+#include <zlib.h>
 
 #include "config.h"
 #include "devices/virtio/balloon.h"
 #include "discard.h"
+#include "migration/state.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
@@ -115,6 +119,29 @@ static void test_discard_skippable(void **state)
 	assert_int_equal(mem_discard(&mem, off + 1, PG), -EINVAL);
 	assert_int_equal(mem_discard(&mem, mem.size, PG), -EINVAL);
 	discard_free(&d);
+}
+
+/* The record as a stream carries it: words out, words in; a wrong size
+ * or a page past the end is refused and changes nothing. */
+static void test_discard_export_import(void **state)
+{
+	struct discard_map a, b;
+	assert_int_equal(discard_init(&a, 1000 * PG), 0);        /* 1000 pages: 16 words, the last partial */
+	assert_int_equal(discard_init(&b, 1000 * PG), 0);
+	assert_int_equal(discard_words(&a), 16);
+	discard_set(&a, 3 * PG, 5 * PG);
+	discard_set(&a, 990 * PG, 10 * PG);
+	uint64_t w[16];
+	discard_export(&a, w);
+	assert_int_equal(discard_import(&b, w, sizeof(w)), 0);
+	assert_int_equal(discard_pages(&b), 15);
+	assert_true(discard_test(&b, 999 * PG) && discard_test(&b, 3 * PG) && !discard_test(&b, 8 * PG));
+	assert_int_equal(discard_import(&b, w, sizeof(w) - 8), -EINVAL);
+	w[15] |= 1ull << (1000 % 64);                             /* page 1000 does not exist */
+	assert_int_equal(discard_import(&b, w, sizeof(w)), -EINVAL);
+	assert_int_equal(discard_pages(&b), 15);
+	discard_free(&a);
+	discard_free(&b);
 }
 
 /* ---- parsers ------------------------------------------------------------------ */
@@ -246,17 +273,21 @@ static void on_stats(void *opaque, const struct balloon_info *i)
 struct dq { struct vring_desc *desc; struct vring_avail *avail; struct vring_used *used; uint16_t next, seen; };
 static struct dq dq[4];
 
-static struct virtio_dev *make(struct discard_map *rec, bool reporting, enum balloon_discard mode)
+static struct virtio_dev *make_opts(struct discard_map *rec, const struct balloon_opts *o)
 {
 	struct virtio_env env = { .mem = &mem, .msi = &sink.s };
-	struct balloon_opts o = { .size = 8 * MiB, .reporting = reporting, .mode = mode, .deflate_on_oom = true,
-				  .on_stats = on_stats };
 	struct virtio_dev *vd = NULL;
 	memset(&sink, 0, sizeof(sink));
 	sink.s = (struct msi_sink){ f_alloc, f_set, f_fire, NULL };
-	assert_int_equal(virtio_balloon_create(&env, &o, rec, &vd), 0);
-	/* MSI-X on, vectors routed: config 0, queue q -> q + 1. */
+	assert_int_equal(virtio_balloon_create(&env, o, rec, &vd), 0);
 	return vd;
+}
+
+static struct virtio_dev *make(struct discard_map *rec, bool reporting, enum balloon_discard mode)
+{
+	struct balloon_opts o = { .size = 8 * MiB, .reporting = reporting, .mode = mode, .deflate_on_oom = true,
+				  .on_stats = on_stats };
+	return make_opts(rec, &o);
 }
 
 static uint32_t features_lo(uint64_t f) { return (uint32_t)f; }
@@ -511,6 +542,321 @@ static void test_stats(void **state)
 	virtio_balloon_destroy(vd);
 }
 
+/* ---- state ------------------------------------------------------------------------- */
+
+/* The balloon's fields in its section (balloon.c): the format, pinned. */
+enum {
+	T_OPT_SIZE = VIRTIO_STATE_BACKEND, T_OPT_FLAGS, T_OPT_STATS_INTERVAL,
+	T_NUM_PAGES, T_ACTUAL, T_POISON_VAL, T_STATS_HELD, T_STATS_HEAD,
+	T_INFLATED, T_DEFLATED, T_REPORTS, T_REPORTED, T_DISCARDED, T_KEPT, T_REFUSED,
+	T_DISCARD_ERRORS, T_DISCARD_NS, T_HAVE_STATS, T_STATS_AGE, T_STATS_MASK, T_STATS, T_RECORD,
+	T_CONFIG_PENDING,
+};
+
+static int save_dev(struct virtio_dev *vd, struct state_buf *b)
+{
+	const struct devstate_ops *ops = virtio_state_ops(vd);
+	struct state_writer w;
+	memset(b, 0, sizeof(*b));
+	int r = state_writer_init(&w, state_buf_sink(b));
+	if (!r)
+		r = state_begin_section(&w, ops->name, 0, ops->version);
+	if (!r)
+		r = ops->save(vd, &w);
+	if (!r)
+		r = state_end_section(&w);
+	if (!r)
+		r = state_writer_finish(&w);
+	state_writer_destroy(&w);
+	return r;
+}
+
+static int load_dev(struct virtio_dev *vd, struct state_buf *b, char *err, size_t n)
+{
+	const struct devstate_ops *ops = virtio_state_ops(vd);
+	struct state_loader l = { ops->name, ops->version, ops->load, vd };
+	b->pos = 0;
+	err[0] = '\0';
+	return state_load(state_buf_source(b), &l, 1, err, n);
+}
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* Rewrite the first section of a saved stream as a hostile writer would,
+ * with valid checksums: field `tag` takes `val` (its own width), or, with
+ * tag 0, the section's version becomes val. */
+static void patch(struct state_buf *b, uint16_t tag, uint64_t val)
+{
+	uint8_t *h = b->data + 16;                /* after "EMBRSTAT" and the format version */
+	uint64_t plen;
+	memcpy(&plen, h + 32, 8);
+	uint8_t *p = h + 48;
+	if (!tag) {
+		wr32(h + 24, (uint32_t)val);
+	} else {
+		bool found = false;
+		for (uint64_t at = 0; at < plen;) {
+			uint16_t t;
+			memcpy(&t, p + at, 2);
+			uint32_t len = rd32(p + at + 4);
+			if (t == tag) {
+				assert_true(len <= 8);
+				memcpy(p + at + 8, &val, len);
+				found = true;
+				break;
+			}
+			at += 8 + (len + 7) / 8 * 8;
+		}
+		assert_true(found);
+	}
+	wr32(h + 40, (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)plen));
+	wr32(h + 44, (uint32_t)crc32(crc32(0L, Z_NULL, 0), h, 44));
+}
+
+#define WANT_ALL ((1u << VIRTIO_BALLOON_F_STATS_VQ) | (1u << VIRTIO_BALLOON_F_REPORTING) | \
+		  (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM))
+
+/* A running balloon with history: 3 pages inflated (in the record), 2 MiB
+ * reported, a target, actual, the driver's statistics buffer held. */
+static struct virtio_dev *busy_balloon(struct discard_map *rec, enum balloon_discard mode)
+{
+	struct virtio_dev *vd = make(rec, true, mode);
+	bring_up(vd, WANT_ALL, 4);
+	fill(DATA, 4 * MiB, 0x5a);
+	uint32_t pfns[] = { DATA / PG, DATA / PG + 1, DATA / PG + 2 };
+	post_pfns(0, pfns, 3);
+	virtio_kick(vd, 0);
+	assert_true(used(0));
+	virtio_bar_write(vd, VIRTIO_DEVCFG_OFF + 4, 4, 3);
+	uint64_t g = DATA + 2 * MiB;
+	uint32_t l = 2 * MiB;
+	post(3, &g, &l, 1, true);
+	virtio_kick(vd, 3);
+	assert_true(wait_used(3));
+	struct { uint16_t tag; uint64_t val; } __attribute__((packed)) e[1] = { { VIRTIO_BALLOON_S_MEMFREE, 77 * MiB } };
+	memcpy(mem_ptr(&mem, 2 * QSTRIDE + BUF, sizeof(e)), e, sizeof(e));
+	g = 2 * QSTRIDE + BUF;
+	l = sizeof(e);
+	post(2, &g, &l, 1, false);
+	virtio_kick(vd, 2);
+	assert_false(used(2));                                      /* held */
+	assert_int_equal(balloon_set_target(vd, 12 * MiB), 0);
+	return vd;
+}
+
+/* Save a balloon that has been working, load it into a fresh one: the
+ * target, actual, counters, guest statistics and the record carry over,
+ * the held statistics buffer is the new device's to give back, and the
+ * queues go on where they were. */
+static void test_state_roundtrip(void **state)
+{
+	struct discard_map ra, rb;
+	assert_int_equal(discard_init(&ra, mem.size), 0);
+	assert_int_equal(discard_init(&rb, mem.size), 0);
+	struct virtio_dev *a = busy_balloon(&ra, BALLOON_DONTNEED);
+	struct balloon_info ia, ib;
+	balloon_get_info(a, &ia);
+	struct state_buf b;
+	assert_int_equal(save_dev(a, &b), 0);
+	virtio_balloon_destroy(a);
+
+	struct virtio_dev *c = make(&rb, true, BALLOON_FREE);      /* the mode is this host's */
+	char err[256];
+	assert_int_equal(load_dev(c, &b, err, sizeof(err)), 0);
+	balloon_get_info(c, &ib);
+	assert_int_equal(ib.target_bytes, 12 * MiB);
+	assert_int_equal(ib.actual_bytes, 3 * PG);
+	assert_int_equal(ib.inflated_pages, 3);
+	assert_int_equal(ib.reports, 1);
+	assert_int_equal(ib.reported_bytes, 2 * MiB);
+	assert_int_equal(ib.discarded_bytes, ia.discarded_bytes);
+	assert_true(ib.features == ia.features && ib.driver_ok);
+	assert_true(ib.have_stats && ib.stat[VIRTIO_BALLOON_S_MEMFREE] == 77 * MiB);
+	assert_int_equal(ib.stats_mask, 1u << VIRTIO_BALLOON_S_MEMFREE);
+	assert_int_equal(discard_pages(&rb), discard_pages(&ra));
+	assert_true(discard_test(&rb, DATA + 2 * PG) && discard_test(&rb, DATA + 2 * MiB) && !discard_test(&rb, DATA + 3 * PG));
+	/* The held buffer: asking for statistics returns it. */
+	assert_true(balloon_request_stats(c));
+	assert_true(used(2));
+	/* The queues work on: inflate one more page, report in FREE mode. */
+	uint32_t pfn = DATA / PG + 3;
+	post_pfns(0, &pfn, 1);
+	virtio_kick(c, 0);
+	assert_true(used(0));
+	assert_true(is_hole(DATA + 3 * PG, PG));
+	fill(DATA + 8 * MiB, 2 * MiB, 0x66);
+	uint64_t g = DATA + 8 * MiB;
+	uint32_t l = 2 * MiB;
+	post(3, &g, &l, 1, true);
+	virtio_kick(c, 3);
+	assert_true(wait_used(3));
+	assert_true(is_hole(DATA + 8 * MiB, 2 * MiB));
+	balloon_get_info(c, &ib);
+	assert_int_equal(ib.inflated_pages, 4);
+	assert_int_equal(ib.reports, 2);
+	/* Two saves of the same state are equal (the statistics' age aside). */
+	struct state_buf b2, b3;
+	assert_int_equal(save_dev(c, &b2), 0);
+	assert_int_equal(save_dev(c, &b3), 0);
+	char msg[256];
+	assert_int_equal(state_compare(&b2, &b3, NULL, msg, sizeof(msg)), 0);
+	state_buf_free(&b);
+	state_buf_free(&b2);
+	state_buf_free(&b3);
+	virtio_balloon_destroy(c);
+	discard_free(&ra);
+	discard_free(&rb);
+}
+
+/* FREE mode: a report the thread has not returned yet is returned by
+ * quiesce (the VM paused for a save), so the state holds none in flight. */
+static void test_state_quiesce_free(void **state)
+{
+	struct discard_map rec;
+	assert_int_equal(discard_init(&rec, mem.size), 0);
+	struct virtio_dev *vd = make(&rec, true, BALLOON_FREE);
+	bring_up(vd, 1u << VIRTIO_BALLOON_F_REPORTING, 3);
+	const struct devstate_ops *ops = virtio_state_ops(vd);
+	for (int round = 0; round < 20; round++) {
+		fill(DATA, 8 * MiB, 0x42);
+		uint64_t g[4] = { DATA, DATA + 2 * MiB, DATA + 4 * MiB, DATA + 6 * MiB };
+		uint32_t l[4] = { 2 * MiB, 2 * MiB, 2 * MiB, 2 * MiB };
+		post(2, g, l, 4, true);
+		virtio_kick(vd, 2);
+		ops->quiesce(vd);
+		/* No waiting: it is back and punched now. */
+		assert_true(used(2));
+		assert_true(is_hole(DATA, 8 * MiB));
+		struct state_buf b;
+		assert_int_equal(save_dev(vd, &b), 0);
+		state_buf_free(&b);
+		ops->resume(vd);
+	}
+	struct balloon_info i;
+	balloon_get_info(vd, &i);
+	assert_int_equal(i.reports, 20);
+	virtio_balloon_destroy(vd);
+	discard_free(&rec);
+}
+
+/* A target set while the VM is paused for a save: no interrupt then (it
+ * would be lost with the saved interrupt state), none for a statistics
+ * request either; the interrupt goes out on the first kick after the load
+ * elsewhere (or after resume here). */
+static void test_state_pending_target(void **state)
+{
+	struct discard_map ra, rb;
+	assert_int_equal(discard_init(&ra, mem.size), 0);
+	assert_int_equal(discard_init(&rb, mem.size), 0);
+	struct virtio_dev *a = busy_balloon(&ra, BALLOON_DONTNEED);
+	/* MSI-X on, entry 0 (the config vector) unmasked. */
+	a->pci.msix.table[0].ctrl = 0;
+	pci_cfg_write(&a->pci, a->pci.msix.cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
+	virtio_bar_write(a, C(msix_config), 2, 0);
+	const struct devstate_ops *ops = virtio_state_ops(a);
+	ops->quiesce(a);
+	int fired = sink.fired[0];
+	assert_int_equal(balloon_set_target(a, 20 * MiB), 0);
+	assert_int_equal(sink.fired[0], fired);
+	assert_false(balloon_request_stats(a));
+	assert_false(used(2));
+	struct state_buf b;
+	assert_int_equal(save_dev(a, &b), 0);
+	/* Resume here: the kicks of resume (the test runs them) send it. */
+	ops->resume(a);
+	virtio_kick(a, 0);
+	assert_int_equal(sink.fired[0], fired + 1);
+	virtio_kick(a, 0);
+	assert_int_equal(sink.fired[0], fired + 1);                 /* once */
+	virtio_balloon_destroy(a);
+	/* Elsewhere: the loaded device owes it too. */
+	struct virtio_dev *c = make(&rb, true, BALLOON_DONTNEED);
+	char err[256];
+	assert_int_equal(load_dev(c, &b, err, sizeof(err)), 0);
+	assert_int_equal(virtio_bar_read(c, VIRTIO_DEVCFG_OFF, 4), 20 * MiB / PG);
+	fired = sink.fired[0];
+	virtio_kick(c, 1);
+	assert_int_equal(sink.fired[0], fired + 1);
+	assert_true(balloon_request_stats(c));
+	state_buf_free(&b);
+	virtio_balloon_destroy(c);
+	discard_free(&ra);
+	discard_free(&rb);
+}
+
+enum hostile { H_VERSION, H_TARGET, H_FLAGS, H_FREE_ALONE, H_FEATURES, H_SIZE, H_HEAD, H_HELD, H_HAVE,
+	       H_MASK, H_KEPT, H_UNALIGNED, H_RECORD, H_NO_RECORD, H_PENDING, H_COUNT };
+
+/* A stream with a field out of range, or for another balloon, is refused
+ * with a message naming it, and the device stays as it was. */
+static void test_state_hostile(void **state)
+{
+	static const char *const want[H_COUNT] = {
+		[H_VERSION] = "holds no balloon state", [H_TARGET] = "target of", [H_FLAGS] = "options out of range",
+		[H_FREE_ALONE] = "options out of range", [H_FEATURES] = "not offered here", [H_SIZE] = "the balloon was",
+		[H_HEAD] = "statistics buffer 16", [H_HELD] = "statistics buffer flag", [H_HAVE] = "guest statistics",
+		[H_MASK] = "guest statistics", [H_KEPT] = "kept", [H_UNALIGNED] = "whole pages",
+		[H_RECORD] = "record", [H_NO_RECORD] = "record", [H_PENDING] = "pending config flag",
+	};
+	struct discard_map ra;
+	assert_int_equal(discard_init(&ra, mem.size), 0);
+	struct virtio_dev *a = busy_balloon(&ra, BALLOON_DONTNEED);
+	for (unsigned h = 0; h < H_COUNT; h++) {
+		struct state_buf b;
+		assert_int_equal(save_dev(a, &b), 0);
+		struct discard_map rb;
+		assert_int_equal(discard_init(&rb, h == H_RECORD ? mem.size - 64 * PG : mem.size), 0);
+		struct balloon_opts o = { .size = 8 * MiB, .reporting = true, .deflate_on_oom = true };
+		switch (h) {
+		case H_VERSION: patch(&b, 0, 1); break;
+		case H_TARGET: patch(&b, T_NUM_PAGES, mem.size / PG + 1); break;
+		case H_FLAGS: patch(&b, T_OPT_FLAGS, 0x83); break;
+		case H_FREE_ALONE: patch(&b, T_OPT_FLAGS, 4); break;
+		case H_FEATURES: o.deflate_on_oom = false; break;
+		case H_SIZE: o.size = 16 * MiB; break;
+		case H_HEAD: patch(&b, T_STATS_HEAD, 16); break;    /* the stats queue has 16 entries */
+		case H_HELD: patch(&b, T_STATS_HELD, 2); break;
+		case H_HAVE: patch(&b, T_HAVE_STATS, 2); break;
+		case H_MASK: patch(&b, T_STATS_MASK, 1u << 16); break;
+		case H_KEPT: patch(&b, T_KEPT, 4 * MiB); break;
+		case H_UNALIGNED: patch(&b, T_DISCARDED, 4097); break;
+		case H_PENDING: patch(&b, T_CONFIG_PENDING, 7); break;
+		}
+		struct virtio_dev *c = make_opts(h == H_NO_RECORD ? NULL : &rb, &o);
+		char err[256];
+		int r = load_dev(c, &b, err, sizeof(err));
+		if (r == 0 || !strstr(err, want[h]))
+			fail_msg("case %u: load returned %d, \"%s\" (wanted \"%s\")", h, r, err, want[h]);
+		struct balloon_info i;
+		balloon_get_info(c, &i);
+		assert_true(!i.driver_ok && i.inflated_pages == 0 && i.target_bytes == o.size);
+		assert_int_equal(discard_pages(&rb), 0);
+		virtio_balloon_destroy(c);
+		discard_free(&rb);
+		state_buf_free(&b);
+	}
+	virtio_balloon_destroy(a);
+	discard_free(&ra);
+}
+
+static void test_option_string(void **state)
+{
+	struct balloon_config b, back;
+	char s[160], err[256];
+	const char *specs[] = { "size=64M,deflate-on-oom,free-page-reporting=free,stats-interval=3", "",
+				"size=12K,free-page-reporting", "stats-interval=0" };
+	for (unsigned i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		assert_int_equal(parse_balloon(specs[i], &b, err, sizeof(err)), 0);
+		balloon_config_str(&b, s, sizeof(s));
+		assert_int_equal(parse_balloon(s, &back, err, sizeof(err)), 0);
+		assert_memory_equal(&b, &back, sizeof(b));
+	}
+	b.enabled = false;
+	balloon_config_str(&b, s, sizeof(s));
+	assert_string_equal(s, "(none)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +872,12 @@ int main(void)
 		cmocka_unit_test(test_report_free),
 		cmocka_unit_test(test_poison),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_discard_export_import),
+		cmocka_unit_test(test_option_string),
+		cmocka_unit_test(test_state_roundtrip),
+		cmocka_unit_test(test_state_quiesce_free),
+		cmocka_unit_test(test_state_pending_target),
+		cmocka_unit_test(test_state_hostile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

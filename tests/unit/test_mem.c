@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,12 +143,153 @@ static void test_guard_pages(void **state)
 	mem_destroy(&m);
 }
 
+/* The value of field `key` ("VmFlags:", "ShmemPmdMapped:") of the mapping
+ * holding a, from /proc/self/smaps ("" if none). */
+static void smaps_field(const void *a, const char *key, char *val, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false;
+	val[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+		else if (in && !strncmp(line, key, strlen(key))) {
+			snprintf(val, len, "%s", line + strlen(key));
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void smaps_flags(const void *a, char *flags, size_t len)
+{
+	smaps_field(a, "VmFlags:", flags, len);
+}
+
+/* KiB of the mapping holding a that Ember's page tables map with huge
+ * pages (shmem, a memfd included: "ShmemPmdMapped"). */
+static unsigned long pmd_mapped_kib(const void *a)
+{
+	char v[64];
+	smaps_field(a, "ShmemPmdMapped:", v, sizeof(v));
+	return strtoul(v, NULL, 10);
+}
+
+static bool has_flag(const char *flags, const char *flag)
+{
+	char want[8];
+	snprintf(want, sizeof(want), " %s ", flag);
+	char padded[512];
+	snprintf(padded, sizeof(padded), " %s", flags);
+	padded[strcspn(padded, "\n")] = ' ';
+	return strstr(padded, want) != NULL;
+}
+
+/* The selected word of shmem_enabled, and which ones give huge pages. */
+static void test_thp_setting(void **state)
+{
+	char w[16];
+	mem_thp_setting("always within_size advise [never] deny force\n", w, sizeof(w));
+	assert_string_equal(w, "never");
+	assert_false(mem_thp_allows(w));
+	mem_thp_setting("always [within_size] advise never deny force", w, sizeof(w));
+	assert_string_equal(w, "within_size");
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("[always] within_size advise never deny force", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size [advise] never deny force", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size advise never deny [force]", w, sizeof(w));
+	assert_true(mem_thp_allows(w));
+	mem_thp_setting("always within_size advise never [deny] force", w, sizeof(w));
+	assert_false(mem_thp_allows(w));
+	/* Garbage, a word too long for the buffer, nothing selected. */
+	mem_thp_setting("always advise never", w, sizeof(w));
+	assert_string_equal(w, "");
+	assert_false(mem_thp_allows(w));
+	mem_thp_setting("[unterminated", w, sizeof(w));
+	assert_string_equal(w, "");
+	char small[4];
+	mem_thp_setting("[advise]", small, sizeof(small));
+	assert_string_equal(small, "");
+	/* The host's own, whatever it is, parses to a known word or nothing. */
+	mem_thp_host_setting(w, sizeof(w));
+	const char *known[] = { "", "never", "advise", "within_size", "always", "deny", "force" };
+	bool ok = false;
+	for (unsigned i = 0; i < 7; i++)
+		ok |= !strcmp(w, known[i]);
+	assert_true(ok);
+}
+
+/* mem_create alone leaves the mapping as it was (no huge-page advice: a
+ * host with shmem_enabled=never sees no change); mem_use_thp advises all of
+ * RAM and none of the guards, and RAM stays what it was. */
+static void test_thp_advice(void **state)
+{
+	struct guest_mem m;
+	uint64_t size = 8 * MiB + 4 * KiB;   /* a tail under 2 MiB stays small */
+	char flags[512];
+	assert_int_equal(mem_create(&m, size), 0);
+	assert_false(m.thp);
+	smaps_flags(m.host, flags, sizeof(flags));
+	assert_true(has_flag(flags, "sh"));     /* found the shared mapping */
+	assert_false(has_flag(flags, "hg"));
+	assert_int_equal(mem_write(&m, 4096, "ember", 6), 0);
+	int r = mem_use_thp(&m);
+	if (r == -EINVAL) {                     /* a kernel without THP */
+		mem_destroy(&m);
+		skip();
+	}
+	assert_int_equal(r, 0);
+	assert_true(m.thp);
+	smaps_flags(m.host, flags, sizeof(flags));
+	assert_true(has_flag(flags, "hg"));
+	smaps_flags(m.host + size - 1, flags, sizeof(flags));
+	assert_true(has_flag(flags, "hg"));
+	smaps_flags(m.host - 1, flags, sizeof(flags));
+	assert_false(has_flag(flags, "hg"));
+	smaps_flags(m.host + size, flags, sizeof(flags));
+	assert_false(has_flag(flags, "hg"));
+	char back[6];
+	assert_int_equal(mem_read(&m, back, 4096, 6), 0);
+	assert_string_equal(back, "ember");
+	/* A whole 2 MiB block, then one 4 KiB page inside another: each gives
+	 * back exactly what it covers, whether the host made the block one
+	 * huge page (shmem_enabled=advise: the punch splits it) or 512. */
+	memset(m.host + 2 * MiB, 1, 4 * MiB);
+	char host[16];
+	mem_thp_host_setting(host, sizeof(host));
+	unsigned long huge = pmd_mapped_kib(m.host);
+	print_message("shmem_enabled %s: %lu KiB of RAM on huge pages\n", host[0] ? host : "absent", huge);
+	if (!mem_thp_allows(host))
+		assert_int_equal(huge, 0);
+	uint64_t held = mem_resident(&m);
+	assert_true(held >= 4 * MiB + 4 * KiB);
+	assert_int_equal(mem_discard(&m, 2 * MiB, 2 * MiB), 0);
+	assert_int_equal(mem_resident(&m), held - 2 * MiB);
+	assert_int_equal(mem_discard(&m, 4 * MiB, 4 * KiB), 0);
+	assert_int_equal(mem_resident(&m), held - 2 * MiB - 4 * KiB);
+	assert_int_equal(mem_read(&m, back, 4 * MiB, 1), 0);
+	assert_int_equal(back[0], 0);
+	assert_int_equal(mem_read(&m, back, 4 * MiB + 4 * KiB, 1), 0);
+	assert_int_equal(back[0], 1);
+	assert_int_equal(mem_read(&m, back, 4096, 6), 0);
+	assert_string_equal(back, "ember");
+	mem_destroy(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_edges_low),
 		cmocka_unit_test(test_edges_hole),
 		cmocka_unit_test(test_guard_pages),
+		cmocka_unit_test(test_thp_setting),
+		cmocka_unit_test(test_thp_advice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,7 +354,7 @@ static void test_state_roundtrip(void **state)
 	virtio_rng_destroy(a);
 }
 
-enum hostile { H_QSIZE, H_RING, H_FEATURES, H_VECTOR, H_STATUS, H_READONLY_CFG, H_NQUEUES };
+enum hostile { H_QSIZE, H_RING, H_FEATURES, H_VECTOR, H_STATUS, H_READONLY_CFG, H_NQUEUES, H_INFLIGHT };
 
 /* A stream that names impossible or foreign state is refused. */
 static void test_state_hostile(void **state)
@@ -363,9 +363,9 @@ static void test_state_hostile(void **state)
 		[H_QSIZE] = "queue 0: size", [H_RING] = "queue 0: size",
 		[H_FEATURES] = "not offered", [H_VECTOR] = "MSI-X vector",
 		[H_STATUS] = "out of range", [H_READONLY_CFG] = "read-only config byte",
-		[H_NQUEUES] = "queues in the stream",
+		[H_NQUEUES] = "queues in the stream", [H_INFLIGHT] = "chains in flight",
 	};
-	for (unsigned h = H_QSIZE; h <= H_NQUEUES; h++) {
+	for (unsigned h = H_QSIZE; h <= H_INFLIGHT; h++) {
 		struct fake_sink sink = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
 		struct irq_line line = { .set_level = line_set, .gsi = 16 };
 		memset(mem.host, 0, 1 << 20);
@@ -378,6 +378,8 @@ static void test_state_hostile(void **state)
 		case H_STATUS: a->status |= 0x20; break;
 		case H_READONLY_CFG: a->pci.cfg[PCI_DEVICE_ID] ^= 1; break;
 		case H_NQUEUES: a->nqueues = 2; a->vq[1] = a->vq[0]; a->vq[1].enabled = false; break;
+		/* More chains out than the ring holds (found by fuzz_devstate). */
+		case H_INFLIGHT: a->vq[0].last_avail = (uint16_t)(a->vq[0].used_idx + a->vq[0].size + 1); break;
 		}
 		struct state_buf b;
 		assert_int_equal(save_dev(a, &b), 0);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox/sandbox.h"
 
 /* What each queue is for; the numbering depends on the features (§5.5.2). */
 enum role { R_NONE, R_INFLATE, R_DEFLATE, R_STATS, R_REPORT };
@@ -35,6 +36,10 @@ struct vballoon {
 
 	struct balloon_info c;        /* counters and guest stats; vd.lock */
 	uint64_t told_actual_ns;      /* last on_stats call for a change of actual */
+	/* A new target while the VM was paused for a save: its interrupt
+	 * would be lost with the paused VM's interrupt state, so it goes out
+	 * on the first kick after resume (or after the load elsewhere). */
+	bool config_pending;
 
 	/* FREE mode: the discard thread. Lock order: vd.lock, then jlock. */
 	bool worker_started;
@@ -47,6 +52,10 @@ struct vballoon {
 	unsigned npend;
 	uint16_t heads[BALLOON_QUEUE];
 	unsigned nheads;
+	/* Buffers the thread punched, not yet returned (it returns them
+	 * once it has vd.lock; a quiesce or reset may take them first). */
+	uint16_t done[BALLOON_QUEUE];
+	unsigned ndone;
 };
 
 static const char *const stat_names[BALLOON_STATS_MAX] = {
@@ -238,6 +247,30 @@ static int cmp_range(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Punch ranges r[0..n), sorted here, adjacent and overlapping ones merged. */
+static void discard_ranges(struct vballoon *b, struct range *r, unsigned n)
+{
+	qsort(r, n, sizeof(*r), cmp_range);
+	for (unsigned i = 0; i < n;) {
+		uint64_t off = r[i].off, end = r[i].off + r[i].len;
+		for (i++; i < n && r[i].off <= end; i++)
+			if (r[i].off + r[i].len > end)
+				end = r[i].off + r[i].len;
+		discard(b, off, end - off);
+	}
+}
+
+/* Return n report buffers to the driver (vd.lock held). */
+static void return_reports(struct vballoon *b, const uint16_t *heads, unsigned n)
+{
+	if (!n || b->vd.broken || !(b->vd.status & VIRTIO_CONFIG_S_DRIVER_OK))
+		return;
+	for (unsigned i = 0; i < n; i++)
+		vq_push(&b->vd.vq[b->report_q], heads[i], 0);
+	add(&b->c.reports, n);
+	virtio_queue_interrupt(&b->vd, b->report_q);
+}
+
 static void *worker_main(void *opaque)
 {
 	struct vballoon *b = opaque;
@@ -260,36 +293,32 @@ static void *worker_main(void *opaque)
 		b->jbusy = true;
 		pthread_mutex_unlock(&b->jlock);
 
-		qsort(r, nr, sizeof(*r), cmp_range);
-		for (unsigned i = 0; i < nr;) {
-			uint64_t off = r[i].off, end = r[i].off + r[i].len;
-			for (i++; i < nr && r[i].off <= end; i++)
-				if (r[i].off + r[i].len > end)
-					end = r[i].off + r[i].len;
-			discard(b, off, end - off);
-		}
+		discard_ranges(b, r, nr);
 
+		/* Punched: the buffers wait in done[] for vd.lock, unless the
+		 * driver reset the device meanwhile (then they are not its to
+		 * get). */
 		pthread_mutex_lock(&b->jlock);
 		b->jbusy = false;
+		if (gen == b->jgen) {
+			memcpy(b->done + b->ndone, heads, nh * sizeof(*heads));
+			b->ndone += nh;
+		}
 		pthread_cond_broadcast(&b->jidle);
 		pthread_mutex_unlock(&b->jlock);
 
-		/* Hand the buffers back, unless the driver reset the device
-		 * meanwhile (then they are not its to get). */
 		pthread_mutex_lock(&b->vd.lock);
 		pthread_mutex_lock(&b->jlock);
-		bool same = gen == b->jgen, stalled = b->jstalled;
+		unsigned nd = b->ndone;
+		bool stalled = b->jstalled;
+		memcpy(heads, b->done, nd * sizeof(*heads));
+		b->ndone = 0;
 		b->jstalled = false;
 		pthread_mutex_unlock(&b->jlock);
-		if (same && !b->vd.broken && (b->vd.status & VIRTIO_CONFIG_S_DRIVER_OK)) {
-			for (unsigned i = 0; i < nh; i++)
-				vq_push(&b->vd.vq[b->report_q], heads[i], 0);
-			add(&b->c.reports, nh);
-			virtio_queue_interrupt(&b->vd, b->report_q);
-			/* Chains left in the ring while we were full: take them. */
-			if (stalled)
-				eventfd_write(b->vd.kick_fd[b->report_q], 1);
-		}
+		return_reports(b, heads, nd);
+		/* Chains left in the ring while we were full: take them. */
+		if (stalled && !b->vd.broken && (b->vd.status & VIRTIO_CONFIG_S_DRIVER_OK))
+			eventfd_write(b->vd.kick_fd[b->report_q], 1);
 		pthread_mutex_unlock(&b->vd.lock);
 		pthread_mutex_lock(&b->jlock);
 	}
@@ -308,14 +337,38 @@ static void worker_reset(struct vballoon *b)
 		return;
 	pthread_mutex_lock(&b->jlock);
 	b->jgen++;
-	b->npend = b->nheads = 0;
+	b->npend = b->nheads = b->ndone = 0;
 	b->jstalled = false;
 	while (b->jbusy)
 		pthread_cond_wait(&b->jidle, &b->jlock);
 	pthread_mutex_unlock(&b->jlock);
 }
 
+/* The VM paused for a save (vd.lock held): nothing may stay in flight, a
+ * report the stream does not hold would never come back to the driver. So
+ * wait for a punch in progress, punch what is queued here and now, and
+ * return every buffer, as the thread would have; no new work comes while
+ * quiesced (kicks wait for resume). A chain left in the ring when the
+ * queue was full is the driver's still: the destination's (or resume's)
+ * kick takes it. */
+static void balloon_quiesce(struct virtio_dev *vd)
+{
+	struct vballoon *b = vd->backend;
+	if (!b->worker_started)
+		return;
+	pthread_mutex_lock(&b->jlock);
+	while (b->jbusy)
+		pthread_cond_wait(&b->jidle, &b->jlock);
+	discard_ranges(b, b->pend, b->npend);
+	return_reports(b, b->heads, b->nheads);
+	return_reports(b, b->done, b->ndone);
+	b->npend = b->nheads = b->ndone = 0;
+	b->jstalled = false;
+	pthread_mutex_unlock(&b->jlock);
+}
+
 static void tell(struct vballoon *b);
+static void info_locked(struct vballoon *b, struct balloon_info *out);
 
 /* ---- Queues ------------------------------------------------------------------- */
 
@@ -459,6 +512,10 @@ static void stats_queue(struct vballoon *b, unsigned q)
 static void balloon_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct vballoon *b = vd->backend;
+	if (b->config_pending) {
+		b->config_pending = false;
+		virtio_config_changed(vd);
+	}
 	switch (b->role[q]) {
 	case R_INFLATE: pfn_queue(b, q, true); break;
 	case R_DEFLATE: pfn_queue(b, q, false); break;
@@ -498,6 +555,7 @@ static void balloon_reset(struct virtio_dev *vd)
 	worker_reset(b);
 	memset(b->role, 0, sizeof(b->role));
 	b->stats_held = false;
+	b->config_pending = false;    /* a fresh driver reads num_pages anyway */
 	/* A fresh driver owns all its memory: nothing is in the balloon. */
 	b->cfg.actual = 0;
 	b->cfg.poison_val = 0;
@@ -526,11 +584,173 @@ static void balloon_config_write(struct virtio_dev *vd, unsigned off, unsigned s
 	}
 }
 
+/* ---- Migration (balloon.h) ------------------------------------------------------- */
+
+enum {
+	T_OPT_SIZE = VIRTIO_STATE_BACKEND, T_OPT_FLAGS, T_OPT_STATS_INTERVAL,
+	T_NUM_PAGES, T_ACTUAL, T_POISON_VAL, T_STATS_HELD, T_STATS_HEAD,
+	T_INFLATED, T_DEFLATED, T_REPORTS, T_REPORTED, T_DISCARDED, T_KEPT, T_REFUSED,
+	T_DISCARD_ERRORS, T_DISCARD_NS, T_HAVE_STATS, T_STATS_AGE, T_STATS_MASK, T_STATS, T_RECORD,
+	T_CONFIG_PENDING,
+};
+
+static uint32_t opt_flags(const struct balloon_opts *o)
+{
+	return (o->deflate_on_oom ? BALLOON_OPT_DEFLATE_ON_OOM : 0) | (o->reporting ? BALLOON_OPT_REPORTING : 0) |
+	       (o->reporting && o->mode == BALLOON_FREE ? BALLOON_OPT_FREE : 0);
+}
+
+static int balloon_save(struct virtio_dev *vd, struct state_writer *w)
+{
+	struct vballoon *b = vd->backend;
+	if (b->worker_started) {
+		pthread_mutex_lock(&b->jlock);
+		bool idle = !b->jbusy && !b->npend && !b->nheads && !b->ndone;
+		pthread_mutex_unlock(&b->jlock);
+		if (!idle)
+			return -EBUSY;     /* not quiesced: the stream would lose reports */
+	}
+	struct balloon_info c;
+	info_locked(b, &c);
+	state_put_u64(w, T_OPT_SIZE, b->o.size);
+	state_put_u32(w, T_OPT_FLAGS, opt_flags(&b->o));
+	state_put_u32(w, T_OPT_STATS_INTERVAL, b->o.stats_interval);
+	state_put_u32(w, T_NUM_PAGES, b->cfg.num_pages);
+	state_put_u32(w, T_ACTUAL, b->cfg.actual);
+	state_put_u32(w, T_POISON_VAL, b->cfg.poison_val);
+	state_put_u8(w, T_STATS_HELD, b->stats_held);
+	state_put_u16(w, T_STATS_HEAD, b->stats_held ? b->stats_head : 0);
+	state_put_u64(w, T_INFLATED, c.inflated_pages);
+	state_put_u64(w, T_DEFLATED, c.deflated_pages);
+	state_put_u64(w, T_REPORTS, c.reports);
+	state_put_u64(w, T_REPORTED, c.reported_bytes);
+	state_put_u64(w, T_DISCARDED, c.discarded_bytes);
+	state_put_u64(w, T_KEPT, c.kept_bytes);
+	state_put_u64(w, T_REFUSED, c.refused);
+	state_put_u64(w, T_DISCARD_ERRORS, c.discard_errors);
+	state_put_u64(w, T_DISCARD_NS, c.discard_ns);
+	state_put_u8(w, T_HAVE_STATS, c.have_stats);
+	/* The clock is this process's: carry the statistics' age. */
+	uint64_t now = mono_ns();
+	state_put_u64_volatile(w, T_STATS_AGE, c.have_stats && now > c.stats_at_ns ? now - c.stats_at_ns : 0);
+	state_put_u32(w, T_STATS_MASK, c.stats_mask);
+	state_put_blob(w, T_STATS, c.stat, sizeof(c.stat));
+	/* The record as it is (not refreshed: a save reads nothing of the
+	 * memfd, and two saves of a paused VM are equal); the destination's
+	 * `status` refreshes it against its own memfd. */
+	size_t nw = b->rec ? discard_words(b->rec) : 0;
+	uint64_t *words = nw ? malloc(nw * sizeof(*words)) : NULL;
+	if (nw && !words)
+		return -ENOMEM;
+	if (nw)
+		discard_export(b->rec, words);
+	state_put_blob(w, T_RECORD, words, nw * sizeof(*words));
+	free(words);
+	state_put_u8(w, T_CONFIG_PENDING, b->config_pending);
+	return 0;
+}
+
+static int get_counters(struct state_reader *r, struct balloon_info *c, uint64_t *age)
+{
+	int e;
+	uint8_t have;
+	if ((e = state_get_u64(r, T_INFLATED, &c->inflated_pages)) ||
+	    (e = state_get_u64(r, T_DEFLATED, &c->deflated_pages)) ||
+	    (e = state_get_u64(r, T_REPORTS, &c->reports)) ||
+	    (e = state_get_u64(r, T_REPORTED, &c->reported_bytes)) ||
+	    (e = state_get_u64(r, T_DISCARDED, &c->discarded_bytes)) ||
+	    (e = state_get_u64(r, T_KEPT, &c->kept_bytes)) ||
+	    (e = state_get_u64(r, T_REFUSED, &c->refused)) ||
+	    (e = state_get_u64(r, T_DISCARD_ERRORS, &c->discard_errors)) ||
+	    (e = state_get_u64(r, T_DISCARD_NS, &c->discard_ns)) ||
+	    (e = state_get_u8(r, T_HAVE_STATS, &have)) ||
+	    (e = state_get_u64(r, T_STATS_AGE, age)) ||
+	    (e = state_get_u32(r, T_STATS_MASK, &c->stats_mask)) ||
+	    (e = state_get_blob(r, T_STATS, c->stat, sizeof(c->stat))))
+		return e;
+	if ((c->reported_bytes | c->discarded_bytes | c->kept_bytes) % BALLOON_PAGE ||
+	    c->kept_bytes > c->reported_bytes)
+		return state_fail(r, "byte counters not in whole pages or kept (%llu) above reported (%llu)",
+				  (unsigned long long)c->kept_bytes, (unsigned long long)c->reported_bytes);
+	if (have > 1 || c->stats_mask >> BALLOON_STATS_MAX || (!have && c->stats_mask))
+		return state_fail(r, "guest statistics: flag %u, mask %#x out of range", have, c->stats_mask);
+	c->have_stats = have;
+	return 0;
+}
+
+static int balloon_load(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t)
+{
+	struct vballoon *b = vd->backend;
+	uint64_t size, age;
+	uint32_t flags, interval, num_pages, actual, poison_val;
+	uint8_t held, pending;
+	uint16_t head;
+	struct balloon_info c = { 0 };
+	const void *rec;
+	size_t reclen;
+	int e;
+	if (r->version < 2)
+		return state_fail(r, "version %u holds no balloon state (an Ember that did not migrate the balloon)",
+				  r->version);
+	if ((e = state_get_u64(r, T_OPT_SIZE, &size)) || (e = state_get_u32(r, T_OPT_FLAGS, &flags)) ||
+	    (e = state_get_u32(r, T_OPT_STATS_INTERVAL, &interval)) ||
+	    (e = state_get_u32(r, T_NUM_PAGES, &num_pages)) || (e = state_get_u32(r, T_ACTUAL, &actual)) ||
+	    (e = state_get_u32(r, T_POISON_VAL, &poison_val)) || (e = state_get_u8(r, T_STATS_HELD, &held)) ||
+	    (e = state_get_u16(r, T_STATS_HEAD, &head)) || (e = get_counters(r, &c, &age)) ||
+	    (e = state_get_blob_ref(r, T_RECORD, &rec, &reclen)) ||
+	    (e = state_get_u8(r, T_CONFIG_PENDING, &pending)))
+		return e;
+	if (flags & ~(uint32_t)BALLOON_OPT_ALL || ((flags & BALLOON_OPT_FREE) && !(flags & BALLOON_OPT_REPORTING)) ||
+	    interval > 3600 || size % BALLOON_PAGE)
+		return state_fail(r, "options out of range (flags %#x, stats-interval %u, size %llu)", flags, interval,
+				  (unsigned long long)size);
+	/* What the driver saw must be what this device offers; the discard
+	 * mode and the interval are this host's business. */
+	uint32_t mine = opt_flags(&b->o);
+	if (size != b->o.size || (flags ^ mine) & (BALLOON_OPT_DEFLATE_ON_OOM | BALLOON_OPT_REPORTING))
+		return state_fail(r, "the balloon was size=%llu MiB%s%s, here size=%llu MiB%s%s",
+				  (unsigned long long)(size >> 20), flags & BALLOON_OPT_DEFLATE_ON_OOM ? ",deflate-on-oom" : "",
+				  flags & BALLOON_OPT_REPORTING ? ",free-page-reporting" : "",
+				  (unsigned long long)(b->o.size >> 20), mine & BALLOON_OPT_DEFLATE_ON_OOM ? ",deflate-on-oom" : "",
+				  mine & BALLOON_OPT_REPORTING ? ",free-page-reporting" : "");
+	/* num_pages is Ember's (never above RAM); actual and poison_val are
+	 * the driver's to write, any value, so any value is taken. */
+	if ((uint64_t)num_pages * BALLOON_PAGE > vd->mem->size)
+		return state_fail(r, "target of %u pages, more than the guest's RAM", num_pages);
+	/* The statistics buffer: only a running driver with the stats queue
+	 * (always queue 2, §5.5.2) leaves one, inside that queue. */
+	if (held > 1 || pending > 1)
+		return state_fail(r, "statistics buffer flag %u or pending config flag %u", held, pending);
+	if (held) {
+		bool running = (t->status & VIRTIO_CONFIG_S_DRIVER_OK) && (t->features >> VIRTIO_BALLOON_F_STATS_VQ & 1);
+		if (!running || head >= t->queue_size[2])
+			return state_fail(r, "statistics buffer %u held without a stats queue of that size", head);
+	}
+	if (b->rec ? discard_import(b->rec, rec, reclen) : reclen != 0)
+		return state_fail(r, "discarded-range record of %zu bytes, %zu expected or bits past the end of RAM",
+				  reclen, b->rec ? discard_words(b->rec) * sizeof(uint64_t) : 0);
+	b->cfg.num_pages = num_pages;
+	b->cfg.actual = actual;
+	b->cfg.poison_val = poison_val;
+	b->stats_held = held;
+	b->stats_head = held ? head : 0;
+	b->config_pending = pending;
+	uint64_t now = mono_ns();
+	c.stats_at_ns = c.have_stats ? (age < now ? now - age : 0) : 0;
+	c.target_bytes = (uint64_t)num_pages * BALLOON_PAGE;
+	c.actual_bytes = (uint64_t)actual * BALLOON_PAGE;
+	b->c = c;
+	return 0;
+}
+
 static const struct virtio_ops balloon_ops = {
 	.notify = balloon_notify,
 	.activate = balloon_activate,
 	.reset = balloon_reset,
 	.config_write = balloon_config_write,
+	.quiesce = balloon_quiesce,
+	.save = balloon_save,
+	.load = balloon_load,
 };
 
 /* ---- Host side ------------------------------------------------------------------- */
@@ -541,7 +761,9 @@ bool balloon_request_stats(struct virtio_dev *vd)
 	bool asked = false;
 	pthread_mutex_lock(&vd->lock);
 	for (unsigned q = 0; q < vd->nqueues; q++) {
-		if (b->role[q] != R_STATS || !b->stats_held || vd->broken ||
+		/* Quiesced: the VM is paused for a save, its RAM may be sent
+		 * already; the next tick asks. */
+		if (b->role[q] != R_STATS || !b->stats_held || vd->broken || vd->quiesced ||
 		    !(vd->status & VIRTIO_CONFIG_S_DRIVER_OK))
 			continue;
 		/* Using the buffer is the request (§5.5.6.3). */
@@ -572,7 +794,10 @@ int balloon_set_target(struct virtio_dev *vd, uint64_t bytes)
 	uint32_t pages = (uint32_t)(bytes / BALLOON_PAGE);
 	if (pages != b->cfg.num_pages) {
 		b->cfg.num_pages = pages;
-		virtio_config_changed(vd);
+		if (vd->quiesced)
+			b->config_pending = true;
+		else
+			virtio_config_changed(vd);
 	}
 	pthread_mutex_unlock(&vd->lock);
 	return 0;
@@ -649,7 +874,8 @@ int virtio_balloon_create(const struct virtio_env *env, const struct balloon_opt
 			r = -ENOMEM;
 			goto fail;
 		}
-		if ((r = -pthread_create(&b->worker, NULL, worker_main, b)))
+		struct sandbox_fds fds = SANDBOX_NO_FDS;
+		if ((r = sandbox_thread_create(&b->worker, THREAD_IO, &fds, "balloon", worker_main, b)))
 			goto fail;
 		b->worker_started = true;
 	}

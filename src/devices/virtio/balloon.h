@@ -32,7 +32,8 @@
  *             event loop never spends time freeing pages. */
 enum balloon_discard { BALLOON_DONTNEED, BALLOON_FREE };
 
-/* What `balloon stats` shows. Counters are since Ember started. */
+/* What `balloon stats` shows. Counters are since the VM started (a
+ * restored or migrated VM carries them). */
 struct balloon_info {
 	uint64_t target_bytes, actual_bytes;   /* num_pages and actual, in bytes */
 	uint64_t features;                     /* negotiated (0 before FEATURES_OK) */
@@ -67,17 +68,36 @@ struct balloon_opts {
 	void *opaque;
 };
 
+/* Migration: the "virtio-balloon" section (src/devices/virtio/state.c)
+ * carries, after the transport and its queues, the device's options, its
+ * configuration (num_pages, actual, poison_val), the statistics buffer the
+ * driver left, Ember's counters with the guest's last statistics, the
+ * discarded-range record, and whether a new target's interrupt is still
+ * owed (a target set while the VM was paused: the interrupt goes out on
+ * the first kick after resume or load). Loading checks each field against this device:
+ * the guest-visible options (size, deflate-on-oom, free page reporting on
+ * or off) must be this device's; the discard mode and the statistics
+ * interval are this host's (recorded, not taken). Version 1 held the
+ * transport alone and is refused. A quiesced device (the VM paused) has
+ * no report in flight: FREE mode finishes its queued work first. */
+#define BALLOON_STATE_VERSION 2
+/* The options as streams carry them (here and in the "vm" section). */
+enum { BALLOON_OPT_DEFLATE_ON_OOM = 1, BALLOON_OPT_REPORTING = 2, BALLOON_OPT_FREE = 4,
+       BALLOON_OPT_ALL = 7 };
+
 int virtio_balloon_create(const struct virtio_env *env, const struct balloon_opts *o,
 			  struct discard_map *rec, struct virtio_dev **out);
 void virtio_balloon_destroy(struct virtio_dev *vd);
 
 /* Ask the guest for a balloon of `bytes` (rounded down to 4 KiB):
- * num_pages and a configuration interrupt. -EINVAL above guest RAM. */
+ * num_pages and a configuration interrupt (deferred while the device is
+ * quiesced). -EINVAL above guest RAM. */
 int balloon_set_target(struct virtio_dev *vd, uint64_t bytes);
 void balloon_get_info(struct virtio_dev *vd, struct balloon_info *out);
 /* Ask the guest for fresh statistics (give back the buffer it left in the
  * stats queue); they arrive later through on_stats. False when the guest
- * has left no buffer (no STATS_VQ, or a request is still out). */
+ * has left no buffer (no STATS_VQ, or a request is still out) or the
+ * device is quiesced (the VM paused for a save). */
 bool balloon_request_stats(struct virtio_dev *vd);
 /* "free_memory" for VIRTIO_BALLOON_S_MEMFREE, ...; NULL for unknown tags. */
 const char *balloon_stat_name(unsigned tag);

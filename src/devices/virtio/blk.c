@@ -16,6 +16,8 @@
 #include "log.h"
 
 #define SECTOR 512u
+#define RING_DISK 0   /* the disk's index among the ring's registered files */
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 /* Requests this big go to io_uring's worker threads (IOSQE_ASYNC): a
  * buffered read or write is a copy, done inline by io_uring_enter on the
  * loop thread otherwise, one after the other; the workers copy in
@@ -212,13 +214,13 @@ static void start(struct vblk *b, struct blk_req *q)
 	off_t off = (off_t)(r->sector * SECTOR);
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
-		io_uring_prep_readv(sqe, b->fd, r->data, r->ndata, off);
+		io_uring_prep_readv(sqe, RING_DISK, r->data, r->ndata, off);
 		break;
 	case VIRTIO_BLK_T_OUT:
-		io_uring_prep_writev(sqe, b->fd, r->data, r->ndata, off);
+		io_uring_prep_writev(sqe, RING_DISK, r->data, r->ndata, off);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, RING_DISK, IORING_FSYNC_DATASYNC);
 		break;
 	default: {      /* discard, write zeroes: checked by blk_check */
 		struct virtio_blk_discard_write_zeroes seg;
@@ -228,16 +230,48 @@ static void start(struct vblk *b, struct blk_req *q)
 			mode |= FALLOC_FL_PUNCH_HOLE;
 		else
 			mode |= FALLOC_FL_ZERO_RANGE;
-		io_uring_prep_fallocate(sqe, b->fd, mode, (off_t)(seg.sector * SECTOR),
+		io_uring_prep_fallocate(sqe, RING_DISK, mode, (off_t)(seg.sector * SECTOR),
 					(off_t)((uint64_t)seg.num_sectors * SECTOR));
 		break;
 	}
 	}
 	q->used_len = (uint32_t)r->data_len;
+	sqe->flags |= IOSQE_FIXED_FILE;
 	if (r->data_len >= ASYNC_BYTES)
 		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, q);
 	b->inflight++;
+}
+
+/* The ring can do only what the device asks of it: io_uring operations
+ * are not system calls, so the seccomp filters do not see them; the
+ * kernel's ring restrictions hold them to the four operations below on the
+ * disk file (registered as RING_DISK, fixed files required) and forbid
+ * any later io_uring_register. The ring is created disabled and enabled
+ * once restricted. */
+static int ring_setup(struct vblk *b)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_R_DISABLED };
+	int r = io_uring_queue_init_params(BLK_QUEUE_SIZE, &b->ring, &p);
+	if (r)
+		return r;
+	b->ring_ok = true;
+	b->ring_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (b->ring_efd < 0)
+		return -errno;
+	static const uint8_t ops[] = { IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE };
+	struct io_uring_restriction res[NELEMS(ops) + 2] = {
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED, .sqe_flags = IOSQE_ASYNC },
+		{ .opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED, .sqe_flags = IOSQE_FIXED_FILE },
+	};
+	for (unsigned i = 0; i < NELEMS(ops); i++)
+		res[i + 2] = (struct io_uring_restriction){ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = ops[i] };
+	if ((r = io_uring_register_eventfd(&b->ring, b->ring_efd)) ||
+	    (r = io_uring_register_files(&b->ring, &b->fd, 1)) ||
+	    (r = io_uring_register_restrictions(&b->ring, res, NELEMS(res))) ||
+	    (r = io_uring_enable_rings(&b->ring)))
+		return r;
+	return 0;
 }
 
 static void complete(struct vblk *b, struct blk_req *q, int res)
@@ -386,7 +420,7 @@ static int blk_save(struct virtio_dev *vd, struct state_writer *w)
 	return 0;
 }
 
-static int blk_load(struct virtio_dev *vd, struct state_reader *r)
+static int blk_load(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t)
 {
 	struct vblk *b = vd->backend;
 	uint64_t sectors;
@@ -412,7 +446,7 @@ static const struct virtio_ops blk_ops = { .notify = blk_notify, .reset = blk_re
 
 static int open_image(struct vblk *b, const struct blk_opts *o, char *err, size_t errlen)
 {
-	b->fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	b->fd = o->have_fd ? fcntl(o->fd, F_DUPFD_CLOEXEC, 0) : open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "--disk %s: %s", o->path, strerror(e));
@@ -456,14 +490,8 @@ int virtio_blk_create(const struct virtio_env *env, const struct blk_opts *o,
 	for (unsigned i = 0; i < BLK_QUEUE_SIZE; i++)
 		b->free[i] = (uint16_t)(BLK_QUEUE_SIZE - 1 - i);
 	b->nfree = BLK_QUEUE_SIZE;
-	if ((r = io_uring_queue_init(BLK_QUEUE_SIZE, &b->ring, 0)))
+	if ((r = ring_setup(b)))
 		goto fail_msg;
-	b->ring_ok = true;
-	b->ring_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (b->ring_efd < 0 || (r = io_uring_register_eventfd(&b->ring, b->ring_efd))) {
-		r = b->ring_efd < 0 ? -errno : r;
-		goto fail_msg;
-	}
 
 	struct virtio_blk_config *c = &b->cfg;
 	c->capacity = b->sectors;

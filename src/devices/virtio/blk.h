@@ -18,6 +18,8 @@ struct blk_opts {
 	const char *path;
 	bool readonly;
 	const char *serial;        /* up to VIRTIO_BLK_ID_BYTES; NULL = none */
+	bool have_fd;              /* fd: path opened already; the device uses a duplicate */
+	int fd;
 };
 
 /* Opens the image (err gets "PATH: why" on failure) and sets up the device.

@@ -182,7 +182,7 @@ static int net_save(struct virtio_dev *vd, struct state_writer *w)
 	return 0;
 }
 
-static int net_load(struct virtio_dev *vd, struct state_reader *r)
+static int net_load(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t)
 {
 	struct vnet *n = vd->backend;
 	uint8_t mac[sizeof(n->cfg.mac)];
@@ -205,10 +205,10 @@ static void net_reset(struct virtio_dev *vd)
 static const struct virtio_ops net_ops = { .notify = net_notify, .activate = net_activate,
 					   .reset = net_reset, .save = net_save, .load = net_load };
 
-static int open_tap(struct vnet *n, const char *name, char *err, size_t errlen)
+int tap_open(const char *name, char *ifname, char *err, size_t errlen)
 {
-	n->tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (n->tap < 0) {
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "--net tap=%s: /dev/net/tun: %s", name, strerror(e));
 		return -e;
@@ -216,29 +216,54 @@ static int open_tap(struct vnet *n, const char *name, char *err, size_t errlen)
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	int hdr = sizeof(struct virtio_net_hdr_mrg_rxbuf);
-	if (ioctl(n->tap, TUNSETIFF, &ifr) < 0 || ioctl(n->tap, TUNSETVNETHDRSZ, &hdr) < 0 ||
-	    ioctl(n->tap, TUNSETOFFLOAD, 0) < 0) {
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "--net tap=%s: %s%s", name, strerror(e),
 			 e == EPERM || e == EBUSY ? " (does the tap exist, is it free, may you use it?)" : "");
+		close(fd);
 		return -e;
 	}
-	snprintf(n->name, sizeof(n->name), "%s", ifr.ifr_name);
-	return 0;
+	snprintf(ifname, IFNAMSIZ, "%s", ifr.ifr_name);
+	return fd;
 }
 
 int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
-	struct vnet *n = calloc(1, sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	n->tap = -1;
-	int r = open_tap(n, o->tap, err, errlen);
+	char ifname[IFNAMSIZ];
+	int fd;
+	if (o->have_fd) {
+		/* the process's tap: this VM's device starts with no offloads */
+		snprintf(ifname, sizeof(ifname), "%s", o->ifname ? o->ifname : o->tap);
+		if ((fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0)) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(e));
+			return -e;
+		}
+	} else if ((fd = tap_open(o->tap, ifname, err, errlen)) < 0) {
+		return fd;
+	}
+	int r = virtio_net_create_fd(env, fd, ifname, o->mac, out);
 	if (r)
-		goto fail;
-	if (o->mac) {
-		memcpy(n->cfg.mac, o->mac, 6);
+		snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(-r));
+	return r;
+}
+
+int virtio_net_create_fd(const struct virtio_env *env, int fd, const char *name, const uint8_t *mac,
+			 struct virtio_dev **out)
+{
+	struct vnet *n = calloc(1, sizeof(*n));
+	if (!n) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n->tap = fd;
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	if (mac) {
+		memcpy(n->cfg.mac, mac, 6);
 	} else {
 		if (getrandom(n->cfg.mac, 6, 0) != 6)
 			memset(n->cfg.mac, 0x5a, 6);
@@ -256,19 +281,15 @@ int virtio_net_create(const struct virtio_env *env, const struct net_opts *o,
 		.config = &n->cfg, .config_len = sizeof(n->cfg), .ops = &net_ops, .backend = n,
 		.env = *env,
 	};
-	if ((r = virtio_init(&n->vd, &s))) {
-		snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(-r));
-		goto fail;
-	}
-	if (env->loop && (r = loop_add(env->loop, n->tap, 0, on_tap, n))) {
-		snprintf(err, errlen, "--net tap=%s: %s", o->tap, strerror(-r));
-		goto fail;
+	int r = virtio_init(&n->vd, &s);
+	if (!r && env->loop)
+		r = loop_add(env->loop, n->tap, 0, on_tap, n);
+	if (r) {
+		virtio_net_destroy(&n->vd);
+		return r;
 	}
 	*out = &n->vd;
 	return 0;
-fail:
-	virtio_net_destroy(&n->vd);
-	return r;
 }
 
 void virtio_net_destroy(struct virtio_dev *vd)

@@ -44,6 +44,7 @@
 				(1ULL << VIRTIO_RING_F_INDIRECT_DESC))
 
 struct virtio_dev;
+struct virtio_load;
 
 struct virtio_ops {
 	/* Queue q was kicked (loop thread, vd->lock held, DRIVER_OK set,
@@ -58,13 +59,24 @@ struct virtio_ops {
 	void (*config_write)(struct virtio_dev *vd, unsigned off, unsigned size, uint64_t val);
 	/* Migration, all optional (vd->lock held). quiesce: the VM paused:
 	 * finish in-flight requests and push them to the used ring. save /
-	 * load: the backend's own fields (tags from VIRTIO_STATE_BACKEND). */
+	 * load: the backend's own fields (tags from VIRTIO_STATE_BACKEND);
+	 * load runs after the transport's fields were read and checked but
+	 * before they are taken (t: what will be), and takes its own only
+	 * when every check passed. */
 	void (*quiesce)(struct virtio_dev *vd);
 	int (*save)(struct virtio_dev *vd, struct state_writer *w);
-	int (*load)(struct virtio_dev *vd, struct state_reader *r);
+	int (*load)(struct virtio_dev *vd, struct state_reader *r, const struct virtio_load *t);
 };
 
 #define VIRTIO_STATE_BACKEND 0x400
+
+/* The transport state a load is about to take (see virtio_ops.load). */
+struct virtio_load {
+	uint64_t features;               /* negotiated */
+	uint8_t status;
+	bool broken;
+	uint16_t queue_size[VIRTIO_MAX_QUEUES];   /* 0: the queue is not enabled */
+};
 
 struct virtio_dev {
 	struct pci_dev pci;
@@ -141,7 +153,7 @@ bool virtio_has_feature(const struct virtio_dev *vd, unsigned bit);
 void virtio_config_changed(struct virtio_dev *vd);
 
 /* Migration (state.c): the section of a virtio device ("virtio-blk",
- * "virtio-net", "virtio-rng"; opaque = the virtio_dev): PCI function,
+ * "virtio-net", "virtio-rng", "virtio-balloon"; opaque = the virtio_dev): PCI function,
  * transport (status, features, queues with their indexes and vectors) and
  * the backend's fields. Loading checks every value against this device
  * and re-maps the rings through the checked path. */

@@ -11,6 +11,14 @@
  *       touch and free MIB ("balloon: ready"), then follow the host's
  *       target (ember ctl balloon set) until the balloon was inflated and
  *       deflated back to 0; the deflated pages read zeros and work.
+ *   mode=migrate [mib=64] [timeout_ms=120000] [hold_ms=6000]
+ *       touch MIB and keep it ("balloon: ready"), follow the host's
+ *       target until the balloon was inflated and deflated back to 0 (the
+ *       host snapshots or migrates the VM meanwhile and sets the target
+ *       on the restored one), then free the kept memory ("balloon:
+ *       freed"), drive for hold_ms (statistics; reporting 2 s after the
+ *       free) and check that the freed blocks were reported and read back
+ *       as zeros (the host discarded them), then take new data.
  *   mode=bad     hostile requests: PFNs in the MMIO hole, past RAM, cut
  *       short; reports unaligned, across the RAM/MMIO boundary, outside
  *       RAM. Needs RAM up to 3 GiB (--memory 3200M).
@@ -232,6 +240,59 @@ static void mode_inflate(void)
 	printf("balloon: deflated pages work\n");
 }
 
+/* ---- mode=migrate ----------------------------------------------------------------------- */
+
+/* The kept blocks, freed and reported: count pages that are not all zero,
+ * then write and read back a new pattern. */
+static long recheck_user(void *p)
+{
+	struct work *w = p;
+	w->bad = w->nonzero_pages = 0;
+	for (unsigned i = 0; i < nblocks; i++) {
+		uint64_t b = blocks[i];
+		for (uint64_t pg = b; pg < b + PGA_BLOCK; pg += 4096) {
+			uint64_t any = 0;
+			for (uint64_t a = pg; a < pg + 4096; a += 8)
+				any |= *(volatile uint64_t *)a;
+			w->nonzero_pages += any != 0;
+		}
+		for (uint64_t a = b; a < b + PGA_BLOCK; a += 8)
+			*(volatile uint64_t *)a = ~pattern(a);
+		for (uint64_t a = b; a < b + PGA_BLOCK; a += 8)
+			w->bad += *(volatile uint64_t *)a != ~pattern(a);
+	}
+	return 0;
+}
+
+static void mode_migrate(void)
+{
+	unsigned n = (unsigned)(arg("mib", 64) * MiB / PGA_BLOCK);
+	struct work w = { .n = n };
+	if (!report(run_user(touch_user, &w) == 0, "touched %u MiB and kept it", n * 2))
+		return;
+	printf("balloon: ready\n");
+	drive(arg("timeout_ms", 120000), 1);
+	report(!gb.failed && gb.inflated_pages && !gb.actual, "inflated %lu pages on request, deflated %lu back",
+	       (unsigned long)gb.inflated_pages, (unsigned long)gb.deflated_pages);
+	uint64_t passes = gb.report_passes, stats = gb.stats_sent;
+	run_user(free_user, NULL);
+	printf("balloon: freed %u MiB\n", n * 2);
+	drive(kit_ms(arg("hold_ms", 6000)), 0);
+	report(gb.stats_sent > stats, "statistics requests answered after the free (%lu)",
+	       (unsigned long)(gb.stats_sent - stats));
+	if (!gb_has(&gb, VIRTIO_BALLOON_F_REPORTING)) {
+		report(false, "free page reporting negotiated");
+		return;
+	}
+	report(gb.report_passes > passes && !gb.failed && !gb.report_timeouts, "the freed blocks were reported (%lu blocks)",
+	       (unsigned long)gb.reported_blocks);
+	run_user(recheck_user, &w);
+	report(w.nonzero_pages == 0, "reported blocks read back as zero (%lu of %u pages not)",
+	       (unsigned long)w.nonzero_pages, n * 512);
+	report(w.bad == 0, "and take new data (%lu words wrong)", (unsigned long)w.bad);
+	printf("balloon: migrate checks done\n");
+}
+
 /* ---- mode=bad ------------------------------------------------------------------------ */
 
 #define CANARY 0x5ca1ab1e5ca1ab1eull
@@ -336,6 +397,8 @@ void kmain(void)
 		mode_report();
 	else if (!strcmp(mode, "inflate"))
 		mode_inflate();
+	else if (!strcmp(mode, "migrate"))
+		mode_migrate();
 	else if (!strcmp(mode, "bad"))
 		mode_bad();
 	else if (!strcmp(mode, "poison"))
