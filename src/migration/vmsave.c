@@ -395,9 +395,10 @@ static int load_pages(void *opaque, struct state_reader *r)
 			continue;
 		}
 		/* A run of consecutive pages with data goes into the memfd with
-		 * one pwrite: the page cache fills without a page fault per
-		 * page through the mapping (shmem has no huge pages here, so a
-		 * fault per 4 KiB was most of the destination's time). */
+		 * one pwrite: the page cache fills without a page fault per 4 KiB
+		 * page through the mapping. Not on transparent huge pages: a
+		 * fault there maps 2 MiB, and a write through the file would
+		 * allocate small pages. */
 		size_t run = 1;
 		while (i + run < n) {
 			uint64_t w;
@@ -406,7 +407,7 @@ static int load_pages(void *opaque, struct state_reader *r)
 				break;
 			run++;
 		}
-		if (m->fd < 0 || pwrite(m->fd, d, run * 4096, (off_t)off) != (ssize_t)(run * 4096))
+		if (m->fd < 0 || m->thp || pwrite(m->fd, d, run * 4096, (off_t)off) != (ssize_t)(run * 4096))
 			memcpy(m->host + off, d, run * 4096);
 		d += run * 4096;
 		i += run;
