@@ -288,7 +288,11 @@ class Bench:
     # ---- QEMU -----------------------------------------------------------------------
     def qemu_argv(self, mem, rate, pattern, ring, qmp, extra):
         accel = "kvm" + (",dirty-ring-size=%d" % RING if ring else "")
-        return [QEMU, "-accel", accel, "-m", "%dM" % mem, "-smp", "1", "-nographic", "-nodefaults",
+        # QEMU_MEMFD=1: guest RAM on a memfd, the kind Ember uses (no
+        # transparent huge pages unless shmem allows them).
+        ram = ["-object", "memory-backend-memfd,id=ram,size=%dM,share=on" % mem, "-machine",
+               "memory-backend=ram"] if os.environ.get("QEMU_MEMFD") else []
+        return [QEMU, "-accel", accel, "-m", "%dM" % mem] + ram + ["-smp", "1", "-nographic", "-nodefaults",
                 "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", KERNEL,
                 "-append", self.cmdline(rate, pattern), "-qmp", "unix:%s,server=on,wait=off" % qmp] + extra
 

@@ -5,7 +5,8 @@
 #                                 then snapshot/restore (about 5 minutes)
 #   bench/migration.sh --full     the matrix: 1 and 4 GiB x 0/100/400/800 MB/s
 #                                 x random/sequential (about an hour)
-#   --sizes/--rates/--patterns/--vmms pick a subset (--help)
+#   --sizes/--rates/--patterns/--vmms pick a subset (--help); QEMU_MEMFD=1
+#   puts QEMU's guest RAM on a memfd, as Ember's is
 # Each row: Ember with the dirty bitmap and the dirty ring, QEMU with its
 # bitmap and -accel kvm,dirty-ring-size=4096, the same dirtyload guest
 # kernel (QEMU boots it through its PVH note). Tables to stdout and
