@@ -47,6 +47,13 @@ uint64_t bitmap_count(const uint64_t *bm, uint64_t nbits)
 	return n;
 }
 
+void bitmap_fill(uint64_t *bm, uint64_t nbits)
+{
+	memset(bm, 0xff, nbits / 64 * 8);
+	if (nbits % 64)
+		bm[nbits / 64] = (1ull << (nbits % 64)) - 1;
+}
+
 /* The `auto` rule (docs/migration.md, "Choosing a backend: the
  * measurements"): the dirty bitmap, whatever the guest. KVM fixes the
  * mechanism for a VM's life before any vCPU exists (the ring must be
@@ -208,8 +215,7 @@ int dirty_start(struct dirty *d)
 		memset(d->ember, 0, WORDS(d->npages) * 8);
 		/* Without INITIALLY_SET every page is dirty to begin with. */
 		if (!(d->backend == DIRTY_BITMAP && d->initially_set))
-			for (uint64_t i = 0; i < d->npages; i++)
-				bit_set(d->acc, i);
+			bitmap_fill(d->acc, d->npages);
 		__atomic_store_n(&d->vm->mem.dirty_log, d->ember, __ATOMIC_RELEASE);
 		r = set_logging(d, true);
 		if (r)

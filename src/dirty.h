@@ -137,5 +137,7 @@ uint32_t dirty_ring_gap(const struct kvm_dirty_gfn *gfns, uint32_t entries, uint
 static inline void bit_set(uint64_t *bm, uint64_t i) { bm[i >> 6] |= 1ull << (i & 63); }
 static inline bool bit_test(const uint64_t *bm, uint64_t i) { return bm[i >> 6] >> (i & 63) & 1; }
 uint64_t bitmap_count(const uint64_t *bm, uint64_t nbits);
+/* Set bits 0..nbits-1 (the bits past them in the last word are cleared). */
+void bitmap_fill(uint64_t *bm, uint64_t nbits);
 
 #endif

@@ -65,26 +65,25 @@ static uint64_t change(struct discard_map *d, uint64_t first, uint64_t last, boo
 	return changed;
 }
 
-uint64_t discard_set(struct discard_map *d, uint64_t off, uint64_t len)
+static uint64_t change_range(struct discard_map *d, uint64_t off, uint64_t len, bool set)
 {
-	uint64_t a, b, n = 0;
+	uint64_t a, b, n;
 	if (!page_span(d, off, len, &a, &b))
 		return 0;
 	pthread_mutex_lock(&d->lock);
-	n = change(d, a, b, true);
+	n = change(d, a, b, set);
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }
 
+uint64_t discard_set(struct discard_map *d, uint64_t off, uint64_t len)
+{
+	return change_range(d, off, len, true);
+}
+
 uint64_t discard_clear(struct discard_map *d, uint64_t off, uint64_t len)
 {
-	uint64_t a, b, n = 0;
-	if (!page_span(d, off, len, &a, &b))
-		return 0;
-	pthread_mutex_lock(&d->lock);
-	n = change(d, a, b, false);
-	pthread_mutex_unlock(&d->lock);
-	return n;
+	return change_range(d, off, len, false);
 }
 
 uint64_t discard_pages(struct discard_map *d)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/backend.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "mem.h"
 
@@ -88,9 +89,9 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 	}
 	for (; h->ndisks < cfg->ndisks; h->ndisks++) {
 		const struct disk_config *d = &cfg->disks[h->ndisks];
-		int fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		int fd = virtio_blk_open_image(d->path, d->readonly, err, sizeof(err));
 		if (fd < 0) {
-			fprintf(stderr, "ember: error: --disk %s: %s\n", d->path, strerror(errno));
+			fprintf(stderr, "ember: error: %s\n", err);
 			host_files_close(h);
 			return EXIT_USAGE;
 		}

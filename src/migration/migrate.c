@@ -273,11 +273,8 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 		/* The first pass sends all of RAM, also when the dirty log was
 		 * on already (a snapshot keeps it on for diffs) and finds only
 		 * what changed since. */
-		if (pass == 1) {
-			memset(s->dirty, 0xff, d->npages / 64 * 8);
-			if (d->npages % 64)
-				s->dirty[d->npages / 64] = (1ull << (d->npages % 64)) - 1;
-		}
+		if (pass == 1)
+			bitmap_fill(s->dirty, d->npages);
 		uint64_t harvest = now_ns() - t0, pages = bitmap_count(s->dirty, d->npages);
 		/* The tracking work of the pass before this sync (re-arms, ring
 		 * harvests on full exits): a harvest cost too. */

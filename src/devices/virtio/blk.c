@@ -444,10 +444,24 @@ static void blk_reset(struct virtio_dev *vd)
 static const struct virtio_ops blk_ops = { .notify = blk_notify, .reset = blk_reset, .quiesce = blk_quiesce,
 					  .save = blk_save, .load = blk_load };
 
+int virtio_blk_open_image(const char *path, bool readonly, char *err, size_t errlen)
+{
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "--disk %s: %s", path, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
 static int open_image(struct vblk *b, const struct blk_opts *o, char *err, size_t errlen)
 {
-	b->fd = o->have_fd ? fcntl(o->fd, F_DUPFD_CLOEXEC, 0) : open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (b->fd < 0) {
+	if (!o->have_fd) {
+		b->fd = virtio_blk_open_image(o->path, o->readonly, err, errlen);
+		if (b->fd < 0)
+			return b->fd;
+	} else if ((b->fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "--disk %s: %s", o->path, strerror(e));
 		return -e;

@@ -22,6 +22,10 @@ struct blk_opts {
 	int fd;
 };
 
+/* The image as the device opens it: read-only or read-write. The fd, or
+ * -errno with "--disk PATH: why" in err. */
+int virtio_blk_open_image(const char *path, bool readonly, char *err, size_t errlen);
+
 /* Opens the image (err gets "PATH: why" on failure) and sets up the device.
  * 0 or -errno. */
 int virtio_blk_create(const struct virtio_env *env, const struct blk_opts *o,
