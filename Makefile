@@ -112,7 +112,7 @@ check: all unit fuzzers
 
 run: deps
 	$(MAKE) all
-	$(BUILD)/ember run --kernel $(BUILD)/guest/hello.elf --memory 128M --cpus 2
+	bash tools/demo.sh
 
 bench: all
 	bash bench/run.sh

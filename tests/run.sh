@@ -1,7 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests (ASan+UBSan, no /dev/kvm needed) and the
-# integration tests (need /dev/kvm; they skip without it). Prints each
-# result and a closing "N passed, N failed, N skipped" line.
+# Runs every test: the unit tests (ASan+UBSan, no /dev/kvm needed) and the
+# integration tests, and closes with "N passed, N failed, N skipped".
+#
+#   bash tests/run.sh [FILTER]     only tests whose path contains FILTER
+#
+# Where the integration tests run (docs/testing.md):
+#   EMBER_TEST_HOST=direct   here, on this machine's /dev/kvm
+#   EMBER_TEST_HOST=nested   inside the nested SVM test host
+#                            (tools/testhost/), two at once
+#   unset (auto)             direct where /dev/kvm is hardware
+#                            virtualization (VMX/SVM), nested where it is
+#                            missing or is kvm_pvm
+# A script whose header says "# test-host: none" needs no KVM and always
+# runs here; "# test-host: also-pvm" also runs here, with
+# EMBER_TEST_PVM_ONLY=1, on a kvm_pvm machine (its PVM-specific checks).
+# Every line names where its check ran: [host] (no KVM), [direct-vmx],
+# [direct-svm], [direct-pvm] or [nested-svm].
+#
+# `--inside SCRIPT...` is how the test host runs its share (tools/testhost/
+# suite.py): integration scripts only, each bracketed by begin/end marks.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -9,17 +26,19 @@ LOG=$(mktemp /tmp/ember-run.XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export CMOCKA_MESSAGE_OUTPUT=TAP
-filter=${1:-}
 
-run_one() {  # NAME CMD...
-	local name=$1; shift
+source tools/kvm-kind.sh
+
+# run_one WHERE NAME CMD...: run a test binary or script, tag its TAP lines.
+run_one() {
+	local where=$1 name=$2; shift 2
 	local out rc
 	out=$(mktemp /tmp/ember-one.XXXXXX)
 	"$@" >"$out" 2>&1
 	rc=$?
-	sed -n -e "s#^\(not ok\|ok\)[ 0-9]*\(- \)\?#\1 - $name: #p" "$out" | tee -a "$LOG"
+	sed -n -e "s#^\(not ok\|ok\)[ 0-9]*\(- \)\?#\1 - [$where] $name: #p" "$out" | tee -a "$LOG"
 	if ! grep -Eq '^(not )?ok' "$out" || { [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; }; then
-		echo "not ok - $name: exited $rc" | tee -a "$LOG"
+		echo "not ok - [$where] $name: exited $rc" | tee -a "$LOG"
 		sed 's/^/#   /' "$out" | tail -n 30
 	elif grep -q '^not ok' "$out"; then
 		grep -v -E '^(not )?ok' "$out" | sed 's/^/#   /' | tail -n 40
@@ -27,18 +46,67 @@ run_one() {  # NAME CMD...
 	rm -f "$out"
 }
 
+script_class() { sed -n 's/^# test-host: *//p' "$1" | head -n 1; }
+
+if [ "${1:-}" = --inside ]; then
+	shift
+	where=${EMBER_TEST_WHERE:-direct-$(kvm_kind)}
+	for t in "$@"; do
+		echo "# testhost-begin $t"
+		start=$(date +%s)
+		run_one "$where" "$(basename "$t" .sh)" bash "$t"
+		echo "# testhost-end $t $(($(date +%s) - start))"
+	done
+	exit 0
+fi
+
+filter=${1:-}
+kind=$(kvm_kind)
+mode=${EMBER_TEST_HOST:-auto}
+case $mode in
+auto) case $kind in vmx | svm) mode=direct ;; *) mode=nested ;; esac ;;
+direct | nested) ;;
+*) echo "tests/run.sh: EMBER_TEST_HOST=$mode: use direct or nested" >&2; exit 2 ;;
+esac
+echo "# integration tests: $mode (this machine's /dev/kvm: $kind)"
+
 for t in build/unit/test_*; do
 	[ -x "$t" ] || continue
 	case "$t" in *"$filter"*) ;; *) continue ;; esac
-	run_one "unit/$(basename "$t")" "$t"
+	run_one host "unit/$(basename "$t")" "$t"
 done
+
+nested=()
 for t in tests/integration/test_*.sh; do
 	[ -f "$t" ] || continue
 	case "$t" in *"$filter"*) ;; *) continue ;; esac
-	run_one "$(basename "$t" .sh)" bash "$t"
+	class=$(script_class "$t")
+	name=$(basename "$t" .sh)
+	if [ "$class" = none ]; then
+		run_one host "$name" bash "$t"
+	elif [ "$mode" = direct ]; then
+		run_one "direct-$kind" "$name" bash "$t"
+	else
+		nested+=("$t")
+		if [ "$class" = also-pvm ] && [ "$kind" = pvm ]; then
+			EMBER_TEST_PVM_ONLY=1 run_one direct-pvm "$name" bash "$t"
+		fi
+	fi
 done
 
-skipped=$(grep -c '# SKIP' "$LOG")
+if [ ${#nested[@]} -gt 0 ]; then
+	# The test host boots the Debian kernel the Linux-guest tests use, and
+	# packs build/linux: make it here, where the package archive is reached.
+	if ! bash tools/linux/build.sh >/tmp/ember-linux-build.$$ 2>&1; then
+		echo "not ok - [host] test host: tools/linux/build.sh failed" | tee -a "$LOG"
+		sed 's/^/#   /' /tmp/ember-linux-build.$$ | tail -n 20
+	else
+		EMBER_TEST_WHERE=nested-svm python3 tools/testhost/suite.py "${nested[@]}" | tee -a "$LOG"
+	fi
+	rm -f /tmp/ember-linux-build.$$
+fi
+
+skipped=$(grep -c '^ok.*# SKIP' "$LOG")
 passed=$(grep -E '^ok' "$LOG" | grep -vc '# SKIP')
 failed=$(grep -c '^not ok' "$LOG")
 echo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every libFuzzer target (tests/fuzz/fuzz_*.c) for a bounded number of
 # inputs, from its committed seed corpus. A new target just drops in.
+# test-host: none
 source "$(dirname "$0")/lib.sh"
 
 RUNS=${FUZZ_RUNS:-20000}

@@ -3,6 +3,7 @@
 # (build/unit-plain/, `make unit`): every test passes with zero errors and
 # no definite or indirect leak. First, that the harness can fail: a program
 # with a use after free and a leak must be caught.
+# test-host: none
 source "$(dirname "$0")/lib.sh"
 
 if ! command -v valgrind >/dev/null; then
