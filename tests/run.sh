@@ -64,7 +64,10 @@ filter=${1:-}
 kind=$(kvm_kind)
 mode=${EMBER_TEST_HOST:-auto}
 case $mode in
-auto) case $kind in vmx | svm) mode=direct ;; *) mode=nested ;; esac ;;
+# kvm_pvm machines run directly for now: in the test host the snapshot and
+# migration checks still fail on SVM's CPUID (issue #14) and a few others
+# (docs/testing.md, "Status"); EMBER_TEST_HOST=nested runs them there.
+auto) case $kind in vmx | svm | pvm) mode=direct ;; *) mode=nested ;; esac ;;
 direct | nested) ;;
 *) echo "tests/run.sh: EMBER_TEST_HOST=$mode: use direct or nested" >&2; exit 2 ;;
 esac
