@@ -97,8 +97,8 @@ void config_usage_run(void)
 	       "  --dirty-ring-size N  dirty ring entries per vCPU, a power of two (default 4096)\n"
 	       "  --restore DIR        resume the VM saved by `ember ctl SOCK snapshot DIR` (instead of --kernel)\n"
 	       "  --incoming URI       wait for a live migration on tcp:HOST:PORT or unix:PATH (instead of --kernel)\n"
-	       "  --seccomp MODE       kill: a thread's forbidden system call ends Ember; log (default):\n"
-	       "                       the kernel logs it and lets it through; off: no filters\n"
+	       "  --seccomp MODE       kill (default): a thread's forbidden system call ends Ember;\n"
+	       "                       log: the kernel logs it and lets it through; off: no filters\n"
 	       "  --jail DIR --uid U --gid G  after opening every file: a new mount namespace with DIR\n"
 	       "                       as its root, user U, group G, no capabilities (docs/threat-model.md)\n"
 	       "  --log-level LEVEL    error, warn (default), info or debug\n"
@@ -357,8 +357,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	cfg->cmdline = "";
 	cfg->cpu = "host";
 	cfg->result_fd = -1;
-	/* log until the allow lists cover every device and migration path
-	 * (docs/threat-model.md); --seccomp=kill enforces. */
+	/* A forbidden system call ends Ember (docs/threat-model.md, "Default:
+	 * kill"); --seccomp log lets it through, logged. */
 	cfg->seccomp = SANDBOX_KILL;
 	cfg->test_violate = -1;
 	bool have_uid = false, have_gid = false;

@@ -50,6 +50,7 @@ struct balloon_config {
 	unsigned stats_interval;  /* seconds; 0 = statistics only on request */
 };
 struct host_files;
+struct boot_plan;
 
 struct vm_config {
 	const char *kernel;
@@ -89,6 +90,10 @@ struct vm_config {
 	/* Opened once by `ember run` before the jail and the filters
 	 * (src/host.h); NULL: each VM opens its own. */
 	const struct host_files *files;
+	/* The kernel and initrd checked and placed by `ember run` before
+	 * /dev/kvm is opened (src/arch/x86/boot_plan.h); NULL: each VM plans
+	 * its own boot (a restored VM's restart, the tests). */
+	const struct boot_plan *boot;
 };
 
 /* Parse one --disk / --net value into d / n; on error writes a message

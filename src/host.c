@@ -74,10 +74,7 @@ int host_open_kvm(void)
 int host_files_open(struct host_files *h, const struct vm_config *cfg)
 {
 	memset(h, 0, sizeof(*h));
-	h->kvm_fd = host_open_kvm();
-	if (h->kvm_fd < 0)
-		return EXIT_VMM_ERROR;
-	h->backend = kvm_backend_name();
+	h->kvm_fd = -1;
 	mem_thp_host_setting(h->shmem_thp, sizeof(h->shmem_thp));
 	char err[512];
 	/* --restore and --incoming take the machine from the state: no kernel. */
@@ -106,6 +103,15 @@ int host_files_open(struct host_files *h, const struct vm_config *cfg)
 		}
 		h->tap_fd[h->ntaps] = fd;
 	}
+	return 0;
+}
+
+int host_files_open_kvm(struct host_files *h)
+{
+	h->kvm_fd = host_open_kvm();
+	if (h->kvm_fd < 0)
+		return EXIT_VMM_ERROR;
+	h->backend = kvm_backend_name();
 	return 0;
 }
 

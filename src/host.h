@@ -1,7 +1,8 @@
-/* What Ember opens on the host for a VM: /dev/kvm, the kernel and initrd
- * files (mapped read-only), the disk images and the taps. `ember run` opens them once, before it jails
- * itself and installs its seccomp filters, and every VM of the process
- * (guest restarts, the save/restore self-test) uses the same ones. */
+/* What Ember opens on the host for a VM: the kernel and initrd files
+ * (mapped read-only), the disk images, the taps and /dev/kvm. `ember run`
+ * opens them once, before it jails itself and installs its seccomp
+ * filters, and every VM of the process (guest restarts, the save/restore
+ * self-test) uses the same ones. */
 #ifndef EMBER_HOST_H
 #define EMBER_HOST_H
 
@@ -37,10 +38,16 @@ struct host_files {
 int map_file(const char *what, const char *path, struct file_map *f, char *err, size_t errlen);
 void unmap_file(struct file_map *f);
 
-/* Open /dev/kvm (checking the API version), name the backend, map the
- * kernel and initrd, open the disks and the taps, read the shmem THP
- * setting. 0, or an exit code with the message printed. */
+/* The user's files: map the kernel and initrd, open the disks and the
+ * taps; and read the shmem THP setting. 0, or EXIT_USAGE with the message
+ * printed. /dev/kvm is not opened yet (kvm_fd -1). */
 int host_files_open(struct host_files *h, const struct vm_config *cfg);
+/* Then /dev/kvm (checking the API version) into h, and name the backend:
+ * after every check of the user's input, so that bad input is refused
+ * alike on a host with KVM and on one without. 0, or EXIT_VMM_ERROR with
+ * the message printed. */
+int host_files_open_kvm(struct host_files *h);
+/* Safe to call again, and after a failed host_files_open. */
 void host_files_close(struct host_files *h);
 
 /* /dev/kvm, checked, or -errno with the message printed. */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "arch/x86/boot_plan.h"
 #include "cmd_cpu.h"
 #include "cmd_seccomp.h"
 #include "config.h"
@@ -35,59 +36,68 @@ static void usage(FILE *f)
 		   "  version   print the version\n");
 }
 
-static int cmd_run(int argc, char **argv)
+/* What `ember run` does before its first VM, in this order: the user's
+ * files, the boot they plan and the control socket; then /dev/kvm, the
+ * jail and the filters. So bad input is refused (exit 2) before /dev/kvm
+ * is opened, alike on a host with KVM and on one without. Everything on
+ * the host is opened here, once: after the jail and the filters nothing
+ * more can be (docs/threat-model.md). 0, or an exit code with the message
+ * printed; the caller closes what was opened. */
+static int run_setup(struct vm_config *cfg, struct host_files *files, struct boot_plan *plan,
+		     struct control_server **ctl)
 {
-	struct vm_config cfg;
-	int r = config_parse_run(argc, argv, &cfg);
-	if (r)
-		return r == 1 ? 0 : r;
-	/* Everything on the host is opened first, once: after the jail and
-	 * the filters nothing more can be (docs/threat-model.md). */
-	struct host_files files;
-	if ((r = host_files_open(&files, &cfg)))
-		return r;
-	cfg.files = &files;
-	/* The control socket outlives guest restarts: clients stay connected. */
-	struct control_server *ctl = NULL;
 	char err[512];
-	if (cfg.api_socket && control_open(cfg.api_socket, &ctl, err, sizeof(err))) {
+	int r;
+	if ((r = host_files_open(files, cfg)))
+		return r;
+	cfg->files = files;
+	if (!cfg->from_state) {
+		if ((r = boot_plan_make(plan, cfg, err, sizeof(err)))) {
+			fprintf(stderr, "ember: error: %s\n", err);
+			return r;
+		}
+		cfg->boot = plan;
+	}
+	/* The control socket outlives guest restarts: clients stay connected. */
+	if (cfg->api_socket && control_open(cfg->api_socket, ctl, err, sizeof(err))) {
 		fprintf(stderr, "ember: error: %s\n", err);
-		host_files_close(&files);
 		return EXIT_USAGE;
 	}
-	if (cfg.jail && jail_enter(cfg.jail, cfg.uid, cfg.gid, err, sizeof(err))) {
+	if ((r = host_files_open_kvm(files)))
+		return r;
+	if (cfg->jail && jail_enter(cfg->jail, cfg->uid, cfg->gid, err, sizeof(err))) {
 		fprintf(stderr, "ember: error: %s\n", err);
-		control_close(ctl);
-		host_files_close(&files);
 		return EXIT_USAGE;
 	}
 	/* A VM built after the filters (a restart, the self-test's fresh VM)
 	 * needs what building takes on the main thread. */
-	bool rebuild = cfg.on_reboot == ON_REBOOT_RESTART || cfg.test_save_restore_ms;
-	if (sandbox_setup(cfg.seccomp, rebuild ? SANDBOX_REBUILD : 0)) {
-		control_close(ctl);
-		host_files_close(&files);
+	bool rebuild = cfg->on_reboot == ON_REBOOT_RESTART || cfg->test_save_restore_ms;
+	if (sandbox_setup(cfg->seccomp, rebuild ? SANDBOX_REBUILD : 0))
 		return EXIT_VMM_ERROR;
-	}
-	struct selftest st = { .ms = cfg.test_save_restore_ms, .timer_fd = -1 };
+	return 0;
+}
+
+/* The VMs of one `ember run`: the first, then one per guest restart or
+ * self-test restore. Returns the exit code. */
+static int run_vms(const struct vm_config *cfg, struct control_server *ctl)
+{
+	struct selftest st = { .ms = cfg->test_save_restore_ms, .timer_fd = -1 };
 	bool restore_next = false, first = true;
 	/* --restore/--incoming: the machine comes from the state; a guest reset
 	 * with --on-reboot restart then boots the kernel it names afresh. */
 	static struct vm_restore rs;
-	int conn_fd = -1;
+	int conn_fd = -1, r;
 	for (;;) {
 		struct vm vm;
-		if (first && cfg.from_state) {
-			r = cfg.restore ? snapshot_restore(&cfg, &vm, &rs) : migrate_incoming(&cfg, &vm, &rs, &conn_fd);
-			if (r) {
-				control_close(ctl);
+		if (first && cfg->from_state) {
+			r = cfg->restore ? snapshot_restore(cfg, &vm, &rs) : migrate_incoming(cfg, &vm, &rs, &conn_fd);
+			if (r)
 				return r;   /* nothing was created, or it is gone already */
-			}
-		} else if (cfg.from_state) {
+		} else if (cfg->from_state) {
 			rs.cfg.from_state = false;
 			r = vm_create(&vm, &rs.cfg);
 		} else {
-			r = vm_create(&vm, &cfg);
+			r = vm_create(&vm, cfg);
 		}
 		first = false;
 		if (!r && restore_next) {
@@ -110,13 +120,13 @@ static int cmd_run(int argc, char **argv)
 		enum vm_stop_reason why = vm_run(&vm);
 		control_detach(ctl);
 		r = vm.exit_code;
-		bool restart = why == STOP_RESET && cfg.on_reboot == ON_REBOOT_RESTART &&
-			       !(cfg.from_state && !rs.kernel[0]);
-		if (!restart && cfg.result_fd >= 0) {
+		bool restart = why == STOP_RESET && cfg->on_reboot == ON_REBOOT_RESTART &&
+			       !(cfg->from_state && !rs.kernel[0]);
+		if (!restart && cfg->result_fd >= 0) {
 			uint8_t code = (uint8_t)r;
-			if (write(cfg.result_fd, &code, 1) != 1)
+			if (write(cfg->result_fd, &code, 1) != 1)
 				log_warn("--result-fd: %s", strerror(errno));
-			close(cfg.result_fd);
+			close(cfg->result_fd);
 		}
 		vm_destroy(&vm);
 		if (st.fired && st.saved.len) {
@@ -132,7 +142,23 @@ static int cmd_run(int argc, char **argv)
 		break;
 	}
 	selftest_free(&st);
+	return r;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int r = config_parse_run(argc, argv, &cfg);
+	if (r)
+		return r == 1 ? 0 : r;
+	struct host_files files;
+	struct boot_plan plan = { 0 };
+	struct control_server *ctl = NULL;
+	r = run_setup(&cfg, &files, &plan, &ctl);
+	if (!r)
+		r = run_vms(&cfg, ctl);
 	control_close(ctl);
+	boot_plan_free(&plan);
 	host_files_close(&files);
 	return r;
 }

@@ -11,12 +11,28 @@
 
 #include "arch/x86/layout.h"
 
-int mem_create(struct guest_mem *m, uint64_t size)
+int mem_layout(struct guest_mem *m, uint64_t size)
 {
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 	if (size == 0 || size % (4 * KiB))
 		return -EINVAL;
+	m->size = size;
+	uint64_t low = size < LAYOUT_MMIO_HOLE ? size : LAYOUT_MMIO_HOLE;
+	m->regions[0] = (struct mem_region){ .gpa = 0, .size = low, .offset = 0 };
+	m->nregions = 1;
+	if (size > low) {
+		m->regions[1] = (struct mem_region){ .gpa = LAYOUT_HIGH_RAM, .size = size - low, .offset = low };
+		m->nregions = 2;
+	}
+	return 0;
+}
+
+int mem_create(struct guest_mem *m, uint64_t size)
+{
+	int r = mem_layout(m, size);
+	if (r)
+		return r;
 	int fd = memfd_create("ember-ram", MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -47,16 +63,8 @@ int mem_create(struct guest_mem *m, uint64_t size)
 	madvise(host, size, MADV_DONTDUMP);
 	m->fd = fd;
 	m->host = host;
-	m->size = size;
 	m->reserved = res;
 	m->reserved_len = len;
-	uint64_t low = size < LAYOUT_MMIO_HOLE ? size : LAYOUT_MMIO_HOLE;
-	m->regions[0] = (struct mem_region){ .gpa = 0, .size = low, .offset = 0 };
-	m->nregions = 1;
-	if (size > low) {
-		m->regions[1] = (struct mem_region){ .gpa = LAYOUT_HIGH_RAM, .size = size - low, .offset = low };
-		m->nregions = 2;
-	}
 	return 0;
 }
 
@@ -114,17 +122,27 @@ int mem_use_thp(struct guest_mem *m)
 	return 0;
 }
 
-void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off)
 {
 	uint64_t end;
 	if (__builtin_add_overflow(gpa, len, &end))
-		return NULL;
+		return -EFAULT;
 	for (int i = 0; i < m->nregions; i++) {
 		const struct mem_region *r = &m->regions[i];
-		if (gpa >= r->gpa && end <= r->gpa + r->size)
-			return m->host + r->offset + (gpa - r->gpa);
+		if (gpa >= r->gpa && end <= r->gpa + r->size) {
+			*off = r->offset + (gpa - r->gpa);
+			return 0;
+		}
 	}
-	return NULL;
+	return -EFAULT;
+}
+
+void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+	if (!m->host || mem_range_offset(m, gpa, len, &off))
+		return NULL;
+	return m->host + off;
 }
 
 bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len)
@@ -207,15 +225,6 @@ int mem_read(const struct guest_mem *m, void *dst, uint64_t gpa, size_t len)
 uint64_t mem_low_end(const struct guest_mem *m)
 {
 	return m->regions[0].gpa + m->regions[0].size;
-}
-
-int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off)
-{
-	const uint8_t *p = mem_ptr(m, gpa, len);
-	if (!p)
-		return -EFAULT;
-	*off = (uint64_t)(p - m->host);
-	return 0;
 }
 
 uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off)

@@ -40,6 +40,12 @@ struct guest_mem {
  * between two MEM_GUARD_SIZE guards (2 MiB aligned). Returns 0 or -errno. */
 int mem_create(struct guest_mem *m, uint64_t size);
 void mem_destroy(struct guest_mem *m);
+/* The layout alone: the regions mem_create would make for `size` bytes,
+ * with no memory behind them (host NULL, fd -1; mem_ptr gives NULL). What
+ * the boot checks measure a kernel against before the VM exists; the
+ * layout functions below (mem_is_ram, mem_low_end, mem_range_offset) work
+ * on it. 0 or -EINVAL. Needs no mem_destroy. */
+int mem_layout(struct guest_mem *m, uint64_t size);
 
 /* Transparent huge pages for guest RAM. The memfd lives on the kernel's
  * internal shmem mount, which follows
@@ -90,8 +96,8 @@ bool mem_is_ram(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* The last guest-physical address + 1 of RAM below 4 GiB. */
 uint64_t mem_low_end(const struct guest_mem *m);
 
-/* Offset in the memfd of [gpa, gpa+len) when it is RAM inside one region;
- * -EFAULT otherwise. */
+/* Offset in the memfd of [gpa, gpa+len) when it is RAM inside one region
+ * (what mem_ptr needs to give a pointer); -EFAULT otherwise. */
 int mem_range_offset(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t *off);
 /* The guest-physical address of memfd offset off (< size). */
 uint64_t mem_gpa_of(const struct guest_mem *m, uint64_t off);

@@ -326,8 +326,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	char err[512];
 	/* A restored or incoming VM gets its RAM and registers from the state. */
-	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err))))
-		return user_error(err);
+	if (!cfg->from_state && (r = boot_prepare(&vm->mem, cfg, &vm->boot, err, sizeof(err)))) {
+		if (r == EXIT_USAGE)
+			return user_error(err);
+		log_error("%s", err);
+		return r;
+	}
 
 	for (unsigned i = 0; i < vm->ncpus && !cfg->from_state; i++)
 		if ((r = vcpu_init_boot_state(vm->vcpus[i])))

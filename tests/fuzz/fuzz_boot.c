@@ -1,5 +1,6 @@
 /* libFuzzer target: the kernel loaders as `ember run` drives them
- * (boot_prepare): the input is the --kernel file, which may be a bzImage,
+ * (boot_prepare, which plans the boot with boot_plan_make and writes the
+ * plan): the input is the --kernel file, which may be a bzImage,
  * an ELF64 (vmlinux, guest-kit) or a multiboot kernel (ELF32, ELF64, the
  * a.out kludge), booted into guest RAM between guard pages with an initrd
  * and a command line. Nothing in it may crash Ember or touch memory outside

@@ -62,8 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(k.segs[i].filesz <= k.segs[i].memsz && k.segs[i].offset + k.segs[i].filesz <= left);
 		struct mb_boot_args args = { .cmdline = cmdline, .module = mlen ? module : NULL,
 					     .module_size = mlen, .module_name = "fuzz-module" };
+		/* Placed on the layout alone, as before the VM exists; what is
+		 * placed is then written into RAM of that layout. */
+		struct guest_mem layout;
+		struct mb_placement pl;
 		uint32_t info;
-		if (mb_load(&k, p, &mem, &args, &info, err, sizeof(err)) == 0) {
+		if (mem_layout(&layout, mem.size) == 0 && mb_place(&k, &layout, &args, &pl, err, sizeof(err)) == 0) {
+			CHECK(mb_write(&k, p, &mem, &args, &pl, &info) == 0);
 			CHECK(info < 4 * MiB && mem_is_ram(&mem, info, sizeof(struct mb_info)));
 			CHECK(mem_is_ram(&mem, k.entry, 1));
 		}

@@ -28,6 +28,35 @@ require_kvm() {
 	fi
 }
 
+# hide_kvm CMD...: run CMD as on a host without /dev/kvm: in a private
+# mount namespace whose /dev is an empty tmpfs holding only null (open of
+# /dev/kvm fails with ENOENT). Nothing outside the namespace changes. As
+# root a mount namespace; otherwise a user namespace as well (unshare -r).
+# Exits 125 when the namespace cannot be made (hide_kvm_works says why).
+hide_kvm() {
+	local own=()
+	[ "$(id -u)" = 0 ] || own=(-r)
+	: >"$TMP/.null"
+	unshare "${own[@]}" -m --propagation private sh -c '
+		mount --bind /dev/null "$1" && mount -t tmpfs -o mode=755 none /dev &&
+			: >/dev/null && mount --bind "$1" /dev/null || exit 125
+		shift; exec "$@"' hide_kvm "$TMP/.null" "$@"
+}
+
+# hide_kvm_works: whether hide_kvm can run here; when not, HIDE_KVM_WHY
+# says why.
+hide_kvm_works() {
+	HIDE_KVM_WHY=
+	if ! command -v unshare >/dev/null; then
+		HIDE_KVM_WHY="no unshare(1) to make a mount namespace"; return 1
+	fi
+	local out rc=0
+	out=$(hide_kvm sh -c '[ ! -e /dev/kvm ] && [ -c /dev/null ] && echo hidden' 2>&1) || rc=$?
+	[ "$out" = hidden ] && return 0
+	HIDE_KVM_WHY="cannot hide /dev/kvm in a mount namespace here (unshare rc=$rc: $(echo "$out" | head -n 1))"
+	return 1
+}
+
 # expect_eq NAME ACTUAL EXPECTED
 expect_eq() {
 	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', expected '$3'"; fi
@@ -48,11 +77,12 @@ expect_no_grep() {
 }
 
 # run_vm OUT TIMEOUT ARGS...: run `ember run ARGS` with a timeout, stdout and
-# stderr to OUT; sets RC to the exit code (124 on timeout).
+# stderr to OUT; sets RC to the exit code (124 on timeout). With
+# WRAP=hide_kvm as on a host without /dev/kvm.
 run_vm() {
 	local out=$1 t=$2; shift 2
 	RC=0
-	timeout -k 5 "$t" "$EMBER" run "$@" </dev/null >"$out" 2>&1 || RC=$?
+	${WRAP:-} timeout -k 5 "$t" "$EMBER" run "$@" </dev/null >"$out" 2>&1 || RC=$?
 }
 
 # wait_rc PID: wait for a background VM; WRC = its exit status (124 after

@@ -25,23 +25,51 @@ mk video "$(exit_with 0)" 4
 LOAD=0xf0000 mk overbios "$(exit_with 0)"
 LOAD=0x7fff000 mk pastram "$(exit_with 0)"
 
-# Refusals: one line, exit 2, before any guest runs.
+# Refusals: one line, exit 2, before any guest runs and before /dev/kvm is
+# opened: the same on a host without KVM (WRAP=hide_kvm).
 refuse() {  # NAME PATTERN ARGS...
-	local name=$1 pat=$2; shift 2
+	local name="$1${WRAP:+ (no /dev/kvm)}" pat=$2; shift 2
 	run_vm "$TMP/out" 10 "$@"
 	local lines
 	lines=$(grep -vc 'warning' "$TMP/out")
 	if [ "$RC" = 2 ] && [ "$lines" = 1 ] && grep -Eq -- "$pat" "$TMP/out"; then pass "$name"; else
 		fail "$name" "rc=$RC, $lines line(s): $(head -c 300 "$TMP/out")"; fi
 }
-refuse "multiboot: bad checksum refused" "bad checksum" --kernel "$TMP/badsum.elf"
-refuse "multiboot: video mode requirement refused" "video mode" --kernel "$TMP/video.elf"
-refuse "multiboot: segment over Ember's tables refused" "overlaps Ember's boot tables" --kernel "$TMP/overbios.elf"
-refuse "multiboot: segment outside RAM refused" "outside guest RAM" --kernel "$TMP/pastram.elf" --memory 64M
 head -c $((8 << 20)) /dev/zero >"$TMP/bigmod"
-refuse "multiboot: module that does not fit refused" "module .* does not fit" --kernel "$TMP/pass.elf" --memory 8M --initrd "$TMP/bigmod"
 printf '\177ELF\1\1\1\0' >"$TMP/elf32-junk"; head -c 200 /dev/zero >>"$TMP/elf32-junk"
-refuse "ELF32 without multiboot refused" "needs multiboot|not 64-bit" --kernel "$TMP/elf32-junk"
+refusals() {
+	refuse "multiboot: bad checksum refused" "bad checksum" --kernel "$TMP/badsum.elf"
+	refuse "multiboot: video mode requirement refused" "video mode" --kernel "$TMP/video.elf"
+	refuse "multiboot: segment over Ember's tables refused" "overlaps Ember's boot tables" --kernel "$TMP/overbios.elf"
+	refuse "multiboot: segment outside RAM refused" "outside guest RAM" --kernel "$TMP/pastram.elf" --memory 64M
+	refuse "multiboot: module that does not fit refused" "module .* does not fit" --kernel "$TMP/pass.elf" --memory 8M --initrd "$TMP/bigmod"
+	refuse "ELF32 without multiboot refused" "needs multiboot|not 64-bit" --kernel "$TMP/elf32-junk"
+}
+
+# `ember test` reports such kernels as refused (its `ember run` child exits
+# 2 with the reason), not as an Ember failure.
+test_refused() {
+	local name="ember test: bad kernels refused${WRAP:+ (no /dev/kvm)}" rc=0
+	${WRAP:-} timeout 60 "$EMBER" test -j2 --timeout 10 "$TMP"/{badsum,video,overbios}.elf "$TMP/elf32-junk" \
+		>"$TMP/refused" 2>&1 || rc=$?
+	local ok=1 k
+	for k in badsum.elf video.elf overbios.elf elf32-junk; do
+		grep -q "^FAIL $TMP/$k: ember refused the kernel or options (exit 2)" "$TMP/refused" || ok=0
+	done
+	grep -q "^#   ember: error: kernel $TMP/badsum.elf: .*bad checksum" "$TMP/refused" || ok=0
+	grep -q "^0 passed, 4 failed, 0 skipped" "$TMP/refused" || ok=0
+	[ $rc = 1 ] || ok=0
+	if [ $ok = 1 ]; then pass "$name"; else fail "$name" "rc=$rc"; sed 's/^/#   /' "$TMP/refused"; fi
+}
+
+refusals
+test_refused
+if hide_kvm_works; then
+	WRAP=hide_kvm refusals
+	WRAP=hide_kvm test_refused
+else
+	skip "multiboot refusals without /dev/kvm" "$HIDE_KVM_WHY"
+fi
 
 require_kvm "multiboot: debug-exit 0 exits 1" "ember test: own kernels" "ember test: verdicts" "ember test: TAP" \
 	"kit smp.flat under QEMU -M microvm" "kit cpuid_msr.flat under QEMU -M microvm"

@@ -1,4 +1,5 @@
-/* Kernel image parsing and loading, boot_params and the e820 map. */
+/* Kernel image parsing, the boot plan and loading, boot_params and the
+ * e820 map. */
 #include <elf.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "arch/x86/boot.h"
+#include "arch/x86/boot_plan.h"
 #include "arch/x86/kernel.h"
 #include "arch/x86/layout.h"
 
@@ -151,8 +153,8 @@ static void test_elf_load(void **state)
 	struct kernel_image k;
 	struct elf_image *e = make_elf(0x200000, 0x200000, false);
 	assert_int_equal(kernel_parse((void *)e, sizeof(*e), &k, err, sizeof(err)), 0);
-	uint64_t entry;
-	assert_int_equal(kernel_load(&k, &m, &entry, err, sizeof(err)), 0);
+	assert_int_equal(kernel_fits(&k, &m, err, sizeof(err)), 0);
+	assert_int_equal(kernel_load(&k, &m), 0);
 	const uint8_t *p = mem_ptr(&m, 0x200000, 0x2000);
 	assert_int_equal(p[0], 0x90);
 	assert_int_equal(p[63], 0x90);
@@ -160,11 +162,18 @@ static void test_elf_load(void **state)
 	assert_int_equal(p[0x1fff], 0);
 	free(e);
 
-	/* Does not fit in 16 MiB. */
+	/* Does not fit in 16 MiB: said by the layout alone, before any RAM
+	 * exists; loading it anyway writes nothing. */
 	e = make_elf(0x2000000, 0x2000000, false);
 	assert_int_equal(kernel_parse((void *)e, sizeof(*e), &k, err, sizeof(err)), 0);
-	assert_int_equal(kernel_load(&k, &m, &entry, err, sizeof(err)), -ENOSPC);
+	struct guest_mem layout;
+	assert_int_equal(mem_layout(&layout, 16 << 20), 0);
+	assert_null(layout.host);
+	assert_int_equal(kernel_fits(&k, &layout, err, sizeof(err)), -ENOSPC);
 	assert_non_null(strstr(err, "--memory"));
+	assert_int_equal(kernel_load(&k, &m), -EFAULT);
+	assert_int_equal(mem_layout(&layout, 64 << 20), 0);
+	assert_int_equal(kernel_fits(&k, &layout, err, sizeof(err)), 0);
 	free(e);
 	mem_destroy(&m);
 }
@@ -204,8 +213,7 @@ static void test_elf_unaligned_headers(void **state)
 	assert_true(k.start_all_vcpus);
 	struct guest_mem m;
 	assert_int_equal(mem_create(&m, 16 << 20), 0);
-	uint64_t entry;
-	assert_int_equal(kernel_load(&k, &m, &entry, err, sizeof(err)), 0);
+	assert_int_equal(kernel_load(&k, &m), 0);
 	assert_int_equal(*(uint8_t *)mem_ptr(&m, 0x100000, 1), 0x90);
 	mem_destroy(&m);
 	free(d);
@@ -267,75 +275,140 @@ static void write_file(const char *path, const void *data, size_t len)
 	fclose(f);
 }
 
-static void test_boot_prepare(void **state)
+/* A bzImage at kpath and the initrd at ipath, both made from templates
+ * ("/tmp/...-XXXXXX"). */
+static void make_boot_files(char *kpath, char *ipath, const void *initrd, size_t initrd_size)
 {
-	char kpath[] = "/tmp/ember-kernel-XXXXXX", ipath[] = "/tmp/ember-initrd-XXXXXX";
 	close(mkstemp(kpath));
 	close(mkstemp(ipath));
 	size_t size;
 	uint8_t *bz = make_bzimage(&size, 0x20f, 1);
 	write_file(kpath, bz, size);
-	uint8_t initrd[10000];
-	memset(initrd, 0x5a, sizeof(initrd));
-	write_file(ipath, initrd, sizeof(initrd));
+	free(bz);
+	write_file(ipath, initrd, initrd_size);
+}
 
-	struct guest_mem m;
-	assert_int_equal(mem_create(&m, 64 << 20), 0);
-	struct vm_config cfg = { .kernel = kpath, .initrd = ipath, .cmdline = "console=ttyS0 x=1",
-				 .mem_size = 64 << 20, .ncpus = 2 };
-	struct boot_info bi;
-	assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), 0);
-	assert_true(bi.entry == 0x100200);
-	assert_true(bi.boot_params == LAYOUT_BOOT_PARAMS);
-	const struct boot_params *bp = mem_ptr(&m, LAYOUT_BOOT_PARAMS, sizeof(*bp));
+/* What boot_prepare() wrote for the bzImage + initrd of test_boot_plan. */
+static void check_linux_boot(const struct guest_mem *m, const struct boot_info *bi, const uint8_t *initrd,
+			     size_t initrd_size)
+{
+	assert_true(bi->entry == 0x100200);
+	assert_true(bi->boot_params == LAYOUT_BOOT_PARAMS);
+	const struct boot_params *bp = mem_ptr(m, LAYOUT_BOOT_PARAMS, sizeof(*bp));
 	assert_int_equal(bp->hdr.header, 0x53726448);
 	assert_int_equal(bp->hdr.type_of_loader, 0xff);
 	assert_int_equal(bp->hdr.cmd_line_ptr, LAYOUT_CMDLINE);
-	assert_string_equal((const char *)mem_ptr(&m, LAYOUT_CMDLINE, 1), "console=ttyS0 x=1");
-	assert_int_equal(bp->hdr.ramdisk_size, sizeof(initrd));
+	assert_string_equal((const char *)mem_ptr(m, LAYOUT_CMDLINE, 1), "console=ttyS0 x=1");
+	assert_int_equal(bp->hdr.ramdisk_size, initrd_size);
 	assert_int_equal(bp->hdr.ramdisk_image % 4096, 0);
-	assert_true(bp->hdr.ramdisk_image + sizeof(initrd) <= 64 << 20);
-	assert_memory_equal(mem_ptr(&m, bp->hdr.ramdisk_image, sizeof(initrd)), initrd, sizeof(initrd));
+	assert_true(bp->hdr.ramdisk_image + initrd_size <= 64 << 20);
+	assert_memory_equal(mem_ptr(m, bp->hdr.ramdisk_image, initrd_size), initrd, initrd_size);
 	assert_int_equal(bp->e820_entries, 4);
-	assert_true(bp->acpi_rsdp_addr == bi.rsdp && bi.rsdp >= LAYOUT_BIOS_START);
+	assert_true(bp->acpi_rsdp_addr == bi->rsdp && bi->rsdp >= LAYOUT_BIOS_START);
 	/* The kernel payload is at 1 MiB. */
-	assert_int_equal(*(uint8_t *)mem_ptr(&m, 0x100000, 1), 0xcc);
+	assert_int_equal(*(uint8_t *)mem_ptr(m, 0x100000, 1), 0xcc);
 	/* Identity map: PML4 -> PDPT, PD entry 1 maps 2 MiB. */
-	const uint64_t *pml4 = mem_ptr(&m, LAYOUT_PML4, 8);
-	const uint64_t *pd = mem_ptr(&m, LAYOUT_PD, 16);
+	const uint64_t *pml4 = mem_ptr(m, LAYOUT_PML4, 8);
+	const uint64_t *pd = mem_ptr(m, LAYOUT_PD, 16);
 	assert_true((pml4[0] & ~0xfffULL) == LAYOUT_PDPT);
 	assert_true(pd[1] == ((2ULL << 20) | 0x83));
+}
+
+/* The boot is planned (parsed, measured, placed) with no guest RAM at all,
+ * as `ember run` does before it opens /dev/kvm; every VM of the process
+ * then only writes the plan. */
+static void test_boot_plan(void **state)
+{
+	char kpath[] = "/tmp/ember-kernel-XXXXXX", ipath[] = "/tmp/ember-initrd-XXXXXX";
+	uint8_t initrd[10000];
+	memset(initrd, 0x5a, sizeof(initrd));
+	make_boot_files(kpath, ipath, initrd, sizeof(initrd));
+
+	struct vm_config cfg = { .kernel = kpath, .initrd = ipath, .cmdline = "console=ttyS0 x=1",
+				 .mem_size = 64 << 20, .ncpus = 2 };
+	struct boot_plan plan;
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(plan.mode, BOOT_LONG64);
+	assert_int_equal(plan.image.format, KERNEL_BZIMAGE);
+	assert_true(plan.initrd_gpa % 4096 == 0 && plan.initrd_gpa >= plan.image.load_end);
+	assert_int_equal(plan.cmdline_max, 2048);
+	/* The files are read once, by the plan: the VMs need them no more. */
+	unlink(kpath);
+	unlink(ipath);
+	cfg.boot = &plan;
+	struct boot_info bi;
+	for (int vm = 0; vm < 2; vm++) {        /* the first VM, then a restart */
+		struct guest_mem m;
+		assert_int_equal(mem_create(&m, 64 << 20), 0);
+		assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), 0);
+		check_linux_boot(&m, &bi, initrd, sizeof(initrd));
+		mem_destroy(&m);
+	}
+	/* RAM of another size than planned for is Ember's error. */
+	struct guest_mem small;
+	assert_int_equal(mem_create(&small, 16 << 20), 0);
+	assert_int_equal(boot_prepare(&small, &cfg, &bi, err, sizeof(err)), EXIT_VMM_ERROR);
+	mem_destroy(&small);
+	boot_plan_free(&plan);
+	boot_plan_free(&plan);                  /* twice is harmless */
+}
+
+/* Every refusal comes from the plan, before any RAM exists. */
+static void test_boot_plan_refusals(void **state)
+{
+	char kpath[] = "/tmp/ember-kernel-XXXXXX", ipath[] = "/tmp/ember-initrd-XXXXXX";
+	uint8_t *big = calloc(1, 2 << 20);
+	make_boot_files(kpath, ipath, big, 2 << 20);
+	free(big);
+	struct vm_config cfg = { .kernel = kpath, .initrd = ipath, .cmdline = "", .mem_size = 4 << 20,
+				 .ncpus = 1 };
+	struct boot_plan plan;
 
 	/* An initrd that does not fit above the kernel (1 MiB + 2 MiB init_size). */
-	mem_destroy(&m);
-	uint8_t *big = calloc(1, 2 << 20);
-	write_file(ipath, big, 2 << 20);
-	free(big);
-	assert_int_equal(mem_create(&m, 4 << 20), 0);
-	assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), EXIT_USAGE);
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "initrd"));
 	assert_non_null(strstr(err, "does not fit"));
-	mem_destroy(&m);
-
 	/* A kernel that does not fit at all. */
-	assert_int_equal(mem_create(&m, 2 << 20), 0);
-	assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), EXIT_USAGE);
-	assert_non_null(strstr(err, "--memory"));
-	mem_destroy(&m);
-
+	cfg.mem_size = 2 << 20;
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "give more --memory"));
 	/* Command line too long for the kernel. */
-	assert_int_equal(mem_create(&m, 64 << 20), 0);
+	cfg.mem_size = 64 << 20;
+	cfg.initrd = NULL;
 	char *longline = malloc(5000);
 	memset(longline, 'a', 4999);
 	longline[4999] = 0;
 	cfg.cmdline = longline;
-	assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), EXIT_USAGE);
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
 	assert_non_null(strstr(err, "cmdline"));
 	free(longline);
+	cfg.cmdline = "";
+	/* Neither bzImage nor ELF64 nor multiboot; an empty file; a multiboot
+	 * header with a bad checksum; a directory. */
+	write_file(kpath, "not a kernel, just some text long enough to look at", 52);
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "not a bzImage or ELF64"));
+	write_file(kpath, "", 0);
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "empty"));
+	uint32_t mb[3] = { 0x1BADB002, 0, 0x12345 };
+	write_file(kpath, mb, sizeof(mb));
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "bad checksum"));
+	cfg.kernel = "/tmp";
+	assert_int_equal(boot_plan_make(&plan, &cfg, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "not a regular file"));
+	/* Without a plan, boot_prepare makes one and refuses alike. */
+	cfg.kernel = kpath;
+	struct guest_mem m;
+	struct boot_info bi;
+	assert_int_equal(mem_create(&m, 64 << 20), 0);
+	assert_int_equal(boot_prepare(&m, &cfg, &bi, err, sizeof(err)), EXIT_USAGE);
+	assert_non_null(strstr(err, "bad checksum"));
 	mem_destroy(&m);
 
 	unlink(kpath);
 	unlink(ipath);
-	free(bz);
 }
 
 int main(void)
@@ -347,7 +420,8 @@ int main(void)
 		cmocka_unit_test(test_elf_unaligned_headers),
 		cmocka_unit_test(test_e820),
 		cmocka_unit_test(test_mem_checks),
-		cmocka_unit_test(test_boot_prepare),
+		cmocka_unit_test(test_boot_plan),
+		cmocka_unit_test(test_boot_plan_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,8 +108,15 @@ static void test_load(void **state)
 	const char env[] = "A=1\nB=2\n";
 	struct mb_boot_args a = { .cmdline = "x86/t.flat arg", .module = (const uint8_t *)env,
 				  .module_size = sizeof(env) - 1, .module_name = "env" };
+	/* Placed on the layout alone (no RAM: before the VM exists), written
+	 * into RAM of that layout. */
+	struct guest_mem layout;
+	assert_int_equal(mem_layout(&layout, 16 * MiB), 0);
+	struct mb_placement pl;
+	assert_int_equal(mb_place(&k, &layout, &a, &pl, err, sizeof(err)), 0);
 	uint32_t info_gpa;
-	assert_int_equal(mb_load(&k, (uint8_t *)e, &m, &a, &info_gpa, err, sizeof(err)), 0);
+	assert_int_equal(mb_write(&k, (uint8_t *)e, &m, &a, &pl, &info_gpa), 0);
+	assert_true(info_gpa == pl.info);
 	struct mb_info *info = mem_ptr(&m, info_gpa, sizeof(*info));
 	assert_non_null(info);
 	assert_true(info_gpa >= 0x2000 && info_gpa < 4 * MiB);
@@ -126,23 +133,38 @@ static void test_load(void **state)
 	assert_true(!(lo < 0x2000) && !(lo < 0xe000 && hi > 0x8000) && !(hi > 0x100000 && lo < 0x102000));
 	assert_true(mod->mod_start % 4096 == 0 && mod->mod_end <= 4 * MiB);
 	assert_memory_equal(mem_ptr(&m, 0x10000c, 4), e->code, 4);
+	/* RAM of another layout than placed for takes nothing. */
+	struct guest_mem small;
+	assert_int_equal(mem_create(&small, 2 * MiB), 0);
+	struct mb_placement far = pl;
+	far.info = 3 * MiB;
+	assert_int_equal(mb_write(&k, (uint8_t *)e, &small, &a, &far, &info_gpa), -EFAULT);
+	mem_destroy(&small);
 
 	/* A module too big for RAM is refused. */
 	a.module_size = 32 * MiB;
-	uint8_t *big = calloc(1, a.module_size);
-	a.module = big;
-	assert_int_equal(mb_load(&k, (uint8_t *)e, &m, &a, &info_gpa, err, sizeof(err)), -ENOSPC);
+	a.module = (const uint8_t *)"";          /* never read: it does not fit */
+	assert_int_equal(mb_place(&k, &layout, &a, &pl, err, sizeof(err)), -ENOSPC);
 	assert_non_null(strstr(err, "does not fit"));
-	free(big);
+	/* A command line above 64 KiB is refused. */
+	a.module = NULL;
+	char *longline = malloc(70000);
+	memset(longline, 'a', 69999);
+	longline[69999] = 0;
+	a.cmdline = longline;
+	assert_int_equal(mb_place(&k, &layout, &a, &pl, err, sizeof(err)), -E2BIG);
+	free(longline);
+	a.cmdline = "t.flat";
 	/* Segments outside RAM or over the BIOS area are refused. */
 	e->ph.p_paddr = e->ph.p_vaddr = 0x2000000;
 	e->eh.e_entry = 0x2000000;
 	assert_int_equal(mb_parse((uint8_t *)e, sizeof(*e), &k, err, sizeof(err)), 0);
-	assert_int_equal(mb_load(&k, (uint8_t *)e, &m, &a, &info_gpa, err, sizeof(err)), -ENOSPC);
+	assert_int_equal(mb_place(&k, &layout, &a, &pl, err, sizeof(err)), -ENOSPC);
+	assert_non_null(strstr(err, "outside guest RAM"));
 	e->ph.p_paddr = e->ph.p_vaddr = 0xf0000;
 	e->eh.e_entry = 0xf0000;
 	assert_int_equal(mb_parse((uint8_t *)e, sizeof(*e), &k, err, sizeof(err)), 0);
-	assert_int_equal(mb_load(&k, (uint8_t *)e, &m, &a, &info_gpa, err, sizeof(err)), -EINVAL);
+	assert_int_equal(mb_place(&k, &layout, &a, &pl, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "Ember's boot tables"));
 	free(e);
 	mem_destroy(&m);

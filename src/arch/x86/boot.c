@@ -1,19 +1,12 @@
 #include "arch/x86/boot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "arch/x86/acpi.h"
-#include "arch/x86/kernel.h"
+#include "arch/x86/boot_plan.h"
 #include "arch/x86/layout.h"
-#include "arch/x86/multiboot.h"
-#include "host.h"
 
 static void e820_add(struct boot_e820_entry *t, int *n, int max, uint64_t addr, uint64_t size, uint32_t type)
 {
@@ -61,21 +54,6 @@ void boot_write_gdt32(const struct guest_mem *m)
 	mem_write(m, LAYOUT_BOOT_GDT, gdt, sizeof(gdt));
 }
 
-/* The kernel or initrd: the process's mapping when `ember run` opened it
- * (borrowed), else mapped here. */
-static int boot_file(const struct vm_config *cfg, const char *what, struct file_map *f, char *err,
-		     size_t errlen)
-{
-	bool kernel = !strcmp(what, "kernel");
-	if (cfg->files) {
-		*f = kernel ? cfg->files->kernel : cfg->files->initrd;
-		f->owned = false;
-		if (f->data)
-			return 0;
-	}
-	return map_file(what, kernel ? cfg->kernel : cfg->initrd, f, err, errlen);
-}
-
 static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
 		      char *err, size_t errlen)
 {
@@ -88,64 +66,25 @@ static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, st
 	return aerr ? EXIT_USAGE : 0;
 }
 
-/* Multiboot v1 (kvm-unit-tests' .flat files): the command line is the
- * kernel's path then --cmdline, as QEMU passes it, so argv[0] is the file;
- * the initrd is the one module. */
-static int boot_multiboot(const struct guest_mem *m, const struct vm_config *cfg,
-			  const struct mb_kernel *mk, const struct file_map *kf, struct boot_info *out,
-			  char *err, size_t errlen)
+/* Writing what the plan says can only fail when m is not the RAM it
+ * measured: Ember's own error, not the user's. */
+static int write_failed(char *err, size_t errlen, const char *what)
 {
-	struct file_map rf = { 0 };
-	char why[256];
-	int ret = EXIT_USAGE;
-	size_t len = strlen(cfg->kernel) + 1 + strlen(cfg->cmdline) + 1;
-	char *cmdline = malloc(len);
-	if (!cmdline) {
-		snprintf(err, errlen, "out of memory");
-		return EXIT_VMM_ERROR;
-	}
-	snprintf(cmdline, len, "%s%s%s", cfg->kernel, *cfg->cmdline ? " " : "", cfg->cmdline);
-	struct mb_boot_args args = { .cmdline = cmdline };
-	if (cfg->initrd) {
-		if (boot_file(cfg, "initrd", &rf, err, errlen))
-			goto out;
-		args.module = rf.data;
-		args.module_size = rf.size;
-		args.module_name = cfg->initrd;
-	}
-	if (mb_load(mk, kf->data, m, &args, &out->mb_info, why, sizeof(why))) {
-		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
-		goto out;
-	}
-	if ((ret = build_acpi(m, cfg, out, err, errlen)))
-		goto out;
-	boot_write_gdt32(m);
-	out->mode = BOOT_PROT32;
-	out->entry = mk->entry;
-	ret = 0;
-out:
-	unmap_file(&rf);
-	free(cmdline);
-	return ret;
+	snprintf(err, errlen, "%s: guest RAM is not what the boot plan measured", what);
+	return EXIT_VMM_ERROR;
 }
 
-/* Highest page-aligned address for the initrd below both the kernel's limit
- * and the end of low RAM, above the kernel. */
-static int place_initrd(const struct guest_mem *m, const struct kernel_image *k, size_t size,
-			uint64_t *addr, char *err, size_t errlen)
+static int boot_multiboot(const struct guest_mem *m, const struct vm_config *cfg, const struct boot_plan *p,
+			  struct boot_info *out, char *err, size_t errlen)
 {
-	uint64_t top = mem_low_end(m);
-	uint64_t limit = k->initrd_addr_max ? (uint64_t)k->initrd_addr_max + 1 : 0x38000000ULL;
-	if (top > limit)
-		top = limit;
-	uint64_t floor = (k->load_end + 4095) & ~4095ULL;
-	uint64_t aligned = ((uint64_t)size + 4095) & ~4095ULL;
-	if (aligned > top || top - aligned < floor) {
-		snprintf(err, errlen, "initrd (%zu KiB) does not fit in guest RAM above the kernel: give more --memory",
-			 size >> 10);
-		return -ENOSPC;
-	}
-	*addr = (top - aligned) & ~4095ULL;
+	if (mb_write(&p->mb, p->kernel.data, m, &p->mb_args, &p->mb_place, &out->mb_info))
+		return write_failed(err, errlen, "multiboot kernel");
+	int ret = build_acpi(m, cfg, out, err, errlen);
+	if (ret)
+		return ret;
+	boot_write_gdt32(m);
+	out->mode = BOOT_PROT32;
+	out->entry = p->mb.entry;
 	return 0;
 }
 
@@ -171,81 +110,61 @@ static void fill_setup_header(struct boot_params *bp, const struct kernel_image 
 	bp->hdr.vid_mode = 0xffff;
 }
 
-int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
-		 char *err, size_t errlen)
+static int boot_linux(const struct guest_mem *m, const struct vm_config *cfg, const struct boot_plan *p,
+		      struct boot_info *out, char *err, size_t errlen)
 {
-	struct file_map kf = { 0 }, rf = { 0 };
-	struct kernel_image k;
-	char why[256];
-	int ret = EXIT_USAGE;
-
-	memset(out, 0, sizeof(*out));
-	if (boot_file(cfg, "kernel", &kf, err, errlen))
-		return EXIT_USAGE;
-	/* A bzImage may carry stray magic; anything else with a multiboot
-	 * header boots through it. */
-	bool bzimage = kf.size >= 0x206 && !memcmp(kf.data + 0x202, "HdrS", 4);
-	struct mb_kernel mk;
-	int r = bzimage ? -ENOENT : mb_parse(kf.data, kf.size, &mk, why, sizeof(why));
-	if (r == 0) {
-		ret = boot_multiboot(m, cfg, &mk, &kf, out, err, errlen);
-		goto out;
-	}
-	if (r != -ENOENT) {
-		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
-		goto out;
-	}
-	if (kernel_parse(kf.data, kf.size, &k, why, sizeof(why))) {
-		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
-		goto out;
-	}
-	if (kernel_load(&k, m, &out->entry, why, sizeof(why))) {
-		snprintf(err, errlen, "kernel %s: %s", cfg->kernel, why);
-		goto out;
-	}
-	out->start_all_vcpus = k.start_all_vcpus;
-
+	const struct kernel_image *k = &p->image;
 	struct boot_params *bp = mem_ptr(m, LAYOUT_BOOT_PARAMS, sizeof(*bp));
+	if (!bp || kernel_load(k, m))
+		return write_failed(err, errlen, "kernel");
+	out->entry = k->entry;
+	out->start_all_vcpus = k->start_all_vcpus;
+
 	memset(bp, 0, sizeof(*bp));
-	fill_setup_header(bp, &k);
-
-	size_t cmdlen = strlen(cfg->cmdline);
-	uint64_t cmdmax = k.cmdline_size ? k.cmdline_size : LAYOUT_CMDLINE_MAX - 1;
-	if (cmdmax > LAYOUT_CMDLINE_MAX - 1)
-		cmdmax = LAYOUT_CMDLINE_MAX - 1;
-	if (cmdlen > cmdmax) {
-		snprintf(err, errlen, "--cmdline is %zu bytes; this kernel takes at most %llu", cmdlen,
-			 (unsigned long long)cmdmax);
-		goto out;
-	}
-	mem_write(m, LAYOUT_CMDLINE, cfg->cmdline, cmdlen + 1);
+	fill_setup_header(bp, k);
+	if (mem_write(m, LAYOUT_CMDLINE, cfg->cmdline, strlen(cfg->cmdline) + 1))
+		return write_failed(err, errlen, "command line");
 	bp->hdr.cmd_line_ptr = (uint32_t)LAYOUT_CMDLINE;
-	bp->hdr.cmdline_size = (uint32_t)cmdmax;
-
-	if (cfg->initrd) {
-		if (boot_file(cfg, "initrd", &rf, err, errlen))
-			goto out;
-		uint64_t addr;
-		if (place_initrd(m, &k, rf.size, &addr, why, sizeof(why))) {
-			snprintf(err, errlen, "initrd %s: %s", cfg->initrd, why);
-			goto out;
-		}
-		mem_write(m, addr, rf.data, rf.size);
-		bp->hdr.ramdisk_image = (uint32_t)addr;
-		bp->hdr.ramdisk_size = (uint32_t)rf.size;
+	bp->hdr.cmdline_size = p->cmdline_max;
+	if (p->initrd.data) {
+		if (mem_write(m, p->initrd_gpa, p->initrd.data, p->initrd.size))
+			return write_failed(err, errlen, "initrd");
+		bp->hdr.ramdisk_image = (uint32_t)p->initrd_gpa;
+		bp->hdr.ramdisk_size = (uint32_t)p->initrd.size;
 	}
 
 	bp->e820_entries = (uint8_t)e820_build(m, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
 
-	if (build_acpi(m, cfg, out, err, errlen))
-		goto out;
+	int ret = build_acpi(m, cfg, out, err, errlen);
+	if (ret)
+		return ret;
 	bp->acpi_rsdp_addr = out->rsdp;
 	boot_write_page_tables(m);
 	out->mode = BOOT_LONG64;
 	out->boot_params = LAYOUT_BOOT_PARAMS;
-	ret = 0;
-out:
-	unmap_file(&kf);
-	unmap_file(&rf);
+	return 0;
+}
+
+int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
+		 char *err, size_t errlen)
+{
+	struct boot_plan own;
+	const struct boot_plan *p = cfg->boot;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!p) {
+		if ((ret = boot_plan_make(&own, cfg, err, errlen)))
+			return ret;
+		p = &own;
+	}
+	if (p->mem_size != m->size)
+		ret = write_failed(err, errlen, "boot");
+	else if (p->mode == BOOT_PROT32)
+		ret = boot_multiboot(m, cfg, p, out, err, errlen);
+	else
+		ret = boot_linux(m, cfg, p, out, err, errlen);
+	if (p == &own)
+		boot_plan_free(&own);
 	return ret;
 }

@@ -1,6 +1,6 @@
-/* Preparing guest memory for the first instruction: kernel and initrd
- * placement, the command line, boot_params with the e820 map, ACPI tables,
- * the identity page tables and boot GDT for 64-bit entry. */
+/* Preparing guest memory for the first instruction: writing the kernel and
+ * initrd where their boot plan put them, the command line, boot_params with
+ * the e820 map, ACPI tables, the identity page tables and boot GDT. */
 #ifndef EMBER_X86_BOOT_H
 #define EMBER_X86_BOOT_H
 
@@ -30,8 +30,12 @@ struct boot_info {
 /* Fill table with Ember's memory map for m; returns the entry count. */
 int e820_build(const struct guest_mem *m, struct boot_e820_entry *table, int max);
 
-/* Load everything the config names into m. Returns 0, or EXIT_USAGE with a
- * one-line message in err when the user's files cannot be booted. */
+/* Write the boot cfg->boot plans (src/arch/x86/boot_plan.h) into m, fresh
+ * RAM of the size it was planned for: kernel, initrd or multiboot
+ * information, command line, boot_params, ACPI tables, page tables. Without
+ * a plan (cfg->boot NULL) it plans here first. 0; EXIT_USAGE with a
+ * one-line message in err when there was no plan and the files cannot be
+ * booted; EXIT_VMM_ERROR when m is not what the plan measured. */
 int boot_prepare(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
 		 char *err, size_t errlen);
 

@@ -146,28 +146,22 @@ int kernel_parse(const uint8_t *data, size_t size, struct kernel_image *k, char 
 	return fail("not a bzImage or ELF64 kernel");
 }
 
-static int check_fits(const struct guest_mem *m, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+int kernel_fits(const struct kernel_image *k, const struct guest_mem *m, char *err, size_t errlen)
 {
-	if (!mem_is_ram(m, gpa, len) || !mem_ptr(m, gpa, len)) {
+	uint64_t off;
+	if (mem_range_offset(m, k->load_start, k->load_end - k->load_start, &off)) {
 		snprintf(err, errlen, "kernel needs [0x%llx, 0x%llx) but guest RAM ends at 0x%llx: give more --memory",
-			 (unsigned long long)gpa, (unsigned long long)(gpa + len),
+			 (unsigned long long)k->load_start, (unsigned long long)k->load_end,
 			 (unsigned long long)mem_low_end(m));
 		return -ENOSPC;
 	}
 	return 0;
 }
 
-int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_t *entry,
-		char *err, size_t errlen)
+int kernel_load(const struct kernel_image *k, const struct guest_mem *m)
 {
-	int ret = check_fits(m, k->load_start, k->load_end - k->load_start, err, errlen);
-	if (ret)
-		return ret;
-	if (k->format == KERNEL_BZIMAGE) {
-		mem_write(m, BZIMAGE_LOAD_ADDR, k->data + k->setup_size, k->size - k->setup_size);
-		*entry = k->entry;
-		return 0;
-	}
+	if (k->format == KERNEL_BZIMAGE)
+		return mem_write(m, BZIMAGE_LOAD_ADDR, k->data + k->setup_size, k->size - k->setup_size);
 	Elf64_Ehdr eh;
 	memcpy(&eh, k->data, sizeof(eh));
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -176,11 +170,10 @@ int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_
 			continue;
 		uint8_t *dst = mem_ptr(m, p->p_paddr, p->p_memsz);
 		if (!dst)
-			return check_fits(m, p->p_paddr, p->p_memsz, err, errlen);
+			return -EFAULT;   /* inside [load_start, load_end), which kernel_fits checked */
 		/* The rest of p_memsz (bss) is not cleared: guest RAM is a fresh
 		 * memfd, already zero, and writing zeros would fault in every page. */
 		memcpy(dst, k->data + p->p_offset, p->p_filesz);
 	}
-	*entry = k->entry;
 	return 0;
 }

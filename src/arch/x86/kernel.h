@@ -1,7 +1,8 @@
 /* Kernel image formats Ember boots: a Linux bzImage through the 64-bit boot
  * protocol, and any ELF64 (Linux vmlinux, guest-kit kernels) loaded at its
- * physical addresses. Parsing is pure (no KVM) so it can be unit-tested and
- * fuzzed; loading writes through the checked guest-memory accessors. */
+ * physical addresses. Parsing and the fit check are pure (no guest RAM, no
+ * KVM) so they run before the VM exists and can be unit-tested and fuzzed;
+ * loading writes through the checked guest-memory accessors. */
 #ifndef EMBER_X86_KERNEL_H
 #define EMBER_X86_KERNEL_H
 
@@ -41,9 +42,13 @@ struct kernel_image {
 /* Recognize and check the image. 0, or -EINVAL with a reason in err. */
 int kernel_parse(const uint8_t *data, size_t size, struct kernel_image *k, char *err, size_t errlen);
 
-/* Copy the kernel into fresh (all-zero) guest RAM; sets the physical entry point (for a
- * bzImage the 64-bit entry, load address + 0x200). 0 or -errno with err. */
-int kernel_load(const struct kernel_image *k, const struct guest_mem *m, uint64_t *entry,
-		char *err, size_t errlen);
+/* Whether [load_start, load_end) is RAM (in one region) of m, which may be
+ * a mem_layout() with no memory behind it. 0, or -ENOSPC with err. */
+int kernel_fits(const struct kernel_image *k, const struct guest_mem *m, char *err, size_t errlen);
+
+/* Copy a kernel that fits into fresh (all-zero) guest RAM with m's layout;
+ * it is entered at k->entry (for a bzImage the 64-bit entry, load address
+ * + 0x200). 0, or -EFAULT when it does not fit after all. */
+int kernel_load(const struct kernel_image *k, const struct guest_mem *m);
 
 #endif

@@ -244,8 +244,8 @@ static int check_segments(const struct mb_kernel *k, const struct guest_mem *m, 
 {
 	for (unsigned i = 0; i < k->nsegs; i++) {
 		const struct mb_segment *s = &k->segs[i];
-		uint64_t end = s->paddr + s->memsz;
-		if (!mem_ptr(m, s->paddr, s->memsz)) {
+		uint64_t end = s->paddr + s->memsz, off;
+		if (mem_range_offset(m, s->paddr, s->memsz, &off)) {
 			snprintf(err, errlen, "segment %u [0x%llx, 0x%llx) is outside guest RAM (RAM below 4 GiB ends at 0x%llx): give more --memory",
 				 i, (unsigned long long)s->paddr, (unsigned long long)end,
 				 (unsigned long long)mem_low_end(m));
@@ -264,20 +264,38 @@ static int check_segments(const struct mb_kernel *k, const struct guest_mem *m, 
 	return 0;
 }
 
-/* The memory map is the e820 map the Linux path uses. */
-static unsigned build_mmap(const struct guest_mem *m, struct mb_mmap_entry *out, unsigned max)
+/* The boot information block: info, module list, memory map, then the
+ * strings. The memory map is the e820 map the Linux path uses. */
+struct mb_block {
+	struct mb_mmap_entry mmap[16];
+	unsigned nmmap;
+	const char *cmdline, *modname;
+	size_t cmdlen, modlen;            /* with the NUL */
+	size_t off_mods, off_mmap, off_cmd, off_modname, off_loader, size;
+};
+
+static void block_layout(const struct guest_mem *m, const struct mb_boot_args *a, struct mb_block *b)
 {
 	struct boot_e820_entry t[16];
 	int n = e820_build(m, t, 16);
-	unsigned j = 0;
-	for (int i = 0; i < n && j < max; i++, j++)
-		out[j] = (struct mb_mmap_entry){ .size = 20, .base_addr = t[i].addr,
-						 .length = t[i].size, .type = t[i].type };
-	return j;
+	b->nmmap = 0;
+	for (int i = 0; i < n && b->nmmap < 16; i++)
+		b->mmap[b->nmmap++] = (struct mb_mmap_entry){ .size = 20, .base_addr = t[i].addr,
+							     .length = t[i].size, .type = t[i].type };
+	b->cmdline = a->cmdline ? a->cmdline : "";
+	b->modname = a->module_name ? a->module_name : "";
+	b->cmdlen = strlen(b->cmdline) + 1;
+	b->modlen = strlen(b->modname) + 1;
+	b->off_mods = sizeof(struct mb_info);
+	b->off_mmap = b->off_mods + sizeof(struct mb_module);
+	b->off_cmd = b->off_mmap + b->nmmap * sizeof(struct mb_mmap_entry);
+	b->off_modname = b->off_cmd + b->cmdlen;
+	b->off_loader = b->off_modname + b->modlen;
+	b->size = b->off_loader + sizeof(MB_LOADER_NAME);
 }
 
-int mb_load(const struct mb_kernel *k, const uint8_t *data, const struct guest_mem *m,
-	    const struct mb_boot_args *a, uint32_t *info_gpa, char *err, size_t errlen)
+int mb_place(const struct mb_kernel *k, const struct guest_mem *m, const struct mb_boot_args *a,
+	     struct mb_placement *pl, char *err, size_t errlen)
 {
 	int r = check_segments(k, m, err, errlen);
 	if (r)
@@ -290,78 +308,81 @@ int mb_load(const struct mb_kernel *k, const uint8_t *data, const struct guest_m
 	for (unsigned i = 0; i < k->nsegs; i++)
 		busy[nbusy++] = (struct mb_range){ k->segs[i].paddr, k->segs[i].paddr + k->segs[i].memsz };
 
-	/* One block: info, module list, memory map, then the strings. */
-	struct mb_mmap_entry mmap[16];
-	unsigned nmmap = build_mmap(m, mmap, 16);
-	const char *cmdline = a->cmdline ? a->cmdline : "";
-	const char *modname = a->module_name ? a->module_name : "";
-	size_t cmdlen = strlen(cmdline) + 1, modlen = strlen(modname) + 1;
-	size_t off_mods = sizeof(struct mb_info);
-	size_t off_mmap = off_mods + sizeof(struct mb_module);
-	size_t off_cmd = off_mmap + nmmap * sizeof(struct mb_mmap_entry);
-	size_t off_modname = off_cmd + cmdlen;
-	size_t off_loader = off_modname + modlen;
-	size_t block = off_loader + sizeof(MB_LOADER_NAME);
-	if (cmdlen > 64 * KiB) {
-		snprintf(err, errlen, "command line is %zu bytes; at most 64 KiB", cmdlen - 1);
+	struct mb_block b;
+	block_layout(m, a, &b);
+	if (b.cmdlen > 64 * KiB) {
+		snprintf(err, errlen, "command line is %zu bytes; at most 64 KiB", b.cmdlen - 1);
 		return -E2BIG;
 	}
 	uint64_t top = mem_low_end(m) < MB_INFO_LIMIT ? mem_low_end(m) : MB_INFO_LIMIT;
-	uint64_t base = mb_find_free(busy, nbusy, 0x1000, top, block, 16);
-	if (!base) {
-		snprintf(err, errlen, "no room below 4 MiB for the multiboot information (%zu bytes)", block);
+	pl->info = mb_find_free(busy, nbusy, 0x1000, top, b.size, 16);
+	if (!pl->info) {
+		snprintf(err, errlen, "no room below 4 MiB for the multiboot information (%zu bytes)", b.size);
 		return -ENOSPC;
 	}
-	busy[nbusy++] = (struct mb_range){ base, base + block };
+	busy[nbusy++] = (struct mb_range){ pl->info, pl->info + b.size };
 
-	uint64_t mod_gpa = 0;
+	pl->module = 0;
 	if (a->module) {
 		/* Below 4 MiB when it fits there (kvm-unit-tests' allocator owns
 		 * the RAM above the kernel), else anywhere in low RAM. */
-		mod_gpa = mb_find_free(busy, nbusy, 0x1000, top, a->module_size, 4096);
-		if (!mod_gpa)
-			mod_gpa = mb_find_free(busy, nbusy, 0x1000, mem_low_end(m), a->module_size, 4096);
-		if (!mod_gpa) {
+		pl->module = mb_find_free(busy, nbusy, 0x1000, top, a->module_size, 4096);
+		if (!pl->module)
+			pl->module = mb_find_free(busy, nbusy, 0x1000, mem_low_end(m), a->module_size, 4096);
+		if (!pl->module) {
 			snprintf(err, errlen, "module (%zu KiB) does not fit in guest RAM next to the kernel: give more --memory",
 				 a->module_size >> 10);
 			return -ENOSPC;
 		}
 	}
+	return 0;
+}
 
+int mb_write(const struct mb_kernel *k, const uint8_t *data, const struct guest_mem *m,
+	     const struct mb_boot_args *a, const struct mb_placement *pl, uint32_t *info_gpa)
+{
+	struct mb_block b;
+	block_layout(m, a, &b);
+	/* Where mb_place put them, in RAM of the layout it measured: only a
+	 * different layout fails here. */
+	uint8_t *p = mem_ptr(m, pl->info, b.size);
+	if (!p)
+		return -EFAULT;
 	for (unsigned i = 0; i < k->nsegs; i++) {
 		const struct mb_segment *s = &k->segs[i];
 		uint8_t *dst = mem_ptr(m, s->paddr, s->memsz);
+		if (!dst)
+			return -EFAULT;
 		memcpy(dst, data + s->offset, s->filesz);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
-	if (a->module)
-		mem_write(m, mod_gpa, a->module, a->module_size);
+	if (a->module && mem_write(m, pl->module, a->module, a->module_size))
+		return -EFAULT;
 
-	uint8_t *p = mem_ptr(m, base, block);
-	memset(p, 0, block);
+	memset(p, 0, b.size);
 	struct mb_info info = {
 		.flags = MB_INFO_MEMORY | MB_INFO_CMDLINE | MB_INFO_MMAP | MB_INFO_LOADER_NAME,
 		.mem_lower = (uint32_t)(LAYOUT_LOW_RAM_END / KiB),
 		.mem_upper = (uint32_t)((mem_low_end(m) - LAYOUT_HIGH_START) / KiB),
-		.cmdline = (uint32_t)(base + off_cmd),
-		.mmap_length = (uint32_t)(nmmap * sizeof(struct mb_mmap_entry)),
-		.mmap_addr = (uint32_t)(base + off_mmap),
-		.boot_loader_name = (uint32_t)(base + off_loader),
+		.cmdline = (uint32_t)(pl->info + b.off_cmd),
+		.mmap_length = (uint32_t)(b.nmmap * sizeof(struct mb_mmap_entry)),
+		.mmap_addr = (uint32_t)(pl->info + b.off_mmap),
+		.boot_loader_name = (uint32_t)(pl->info + b.off_loader),
 	};
 	if (a->module) {
 		info.flags |= MB_INFO_MODS;
 		info.mods_count = 1;
-		info.mods_addr = (uint32_t)(base + off_mods);
-		struct mb_module mod = { .mod_start = (uint32_t)mod_gpa,
-					 .mod_end = (uint32_t)(mod_gpa + a->module_size),
-					 .string = (uint32_t)(base + off_modname) };
-		memcpy(p + off_mods, &mod, sizeof(mod));
+		info.mods_addr = (uint32_t)(pl->info + b.off_mods);
+		struct mb_module mod = { .mod_start = (uint32_t)pl->module,
+					 .mod_end = (uint32_t)(pl->module + a->module_size),
+					 .string = (uint32_t)(pl->info + b.off_modname) };
+		memcpy(p + b.off_mods, &mod, sizeof(mod));
 	}
 	memcpy(p, &info, sizeof(info));
-	memcpy(p + off_mmap, mmap, nmmap * sizeof(mmap[0]));
-	memcpy(p + off_cmd, cmdline, cmdlen);
-	memcpy(p + off_modname, modname, modlen);
-	memcpy(p + off_loader, MB_LOADER_NAME, sizeof(MB_LOADER_NAME));
-	*info_gpa = (uint32_t)base;
+	memcpy(p + b.off_mmap, b.mmap, b.nmmap * sizeof(b.mmap[0]));
+	memcpy(p + b.off_cmd, b.cmdline, b.cmdlen);
+	memcpy(p + b.off_modname, b.modname, b.modlen);
+	memcpy(p + b.off_loader, MB_LOADER_NAME, sizeof(MB_LOADER_NAME));
+	*info_gpa = (uint32_t)pl->info;
 	return 0;
 }

@@ -2,8 +2,9 @@
  * finding and checking the header, the ELF32/ELF64 (or a.out-kludge)
  * payload, and writing the boot information (command line, modules,
  * memory map) the kernel finds in EBX at its 32-bit protected-mode entry.
- * Parsing is pure so it can be unit-tested and fuzzed; loading writes only
- * through the checked guest-memory accessors. */
+ * Parsing and placing are pure (no guest RAM needed) so they run before the
+ * VM exists and can be unit-tested and fuzzed; writing goes only through
+ * the checked guest-memory accessors. */
 #ifndef EMBER_X86_MULTIBOOT_H
 #define EMBER_X86_MULTIBOOT_H
 
@@ -110,12 +111,25 @@ struct mb_range {
 uint64_t mb_find_free(const struct mb_range *busy, unsigned n, uint64_t lo, uint64_t hi,
 		      uint64_t size, uint64_t align);
 
-/* Check that the segments fit in RAM and stay off Ember's tables, copy
- * them in, and write the info structure, command line, module and memory
+/* Where the boot information block and the module go. */
+struct mb_placement {
+	uint64_t info;                   /* the block: info, module list, memory map, strings */
+	uint64_t module;                 /* 0 without a module */
+};
+
+/* Check that the segments fit in the RAM of m and stay off Ember's
+ * tables, and place the info structure, command line, module and memory
  * map below 4 MiB (off the kernel and the low pages an AP trampoline or a
- * real-mode test uses). *info_gpa gets the address for EBX. 0, or -errno
- * with a one-line reason in err. */
-int mb_load(const struct mb_kernel *k, const uint8_t *data, const struct guest_mem *m,
-	    const struct mb_boot_args *args, uint32_t *info_gpa, char *err, size_t errlen);
+ * real-mode test uses). Pure: m may be a mem_layout() with no memory
+ * behind it, so bad kernels are refused before any VM exists. 0, or
+ * -errno with a one-line reason in err. */
+int mb_place(const struct mb_kernel *k, const struct guest_mem *m, const struct mb_boot_args *args,
+	     struct mb_placement *pl, char *err, size_t errlen);
+
+/* Copy the segments and the module into guest RAM of the layout mb_place
+ * measured, at its places, and write the boot information; *info_gpa gets
+ * the address for EBX. 0, or -EFAULT when m's layout is not that one. */
+int mb_write(const struct mb_kernel *k, const uint8_t *data, const struct guest_mem *m,
+	     const struct mb_boot_args *args, const struct mb_placement *pl, uint32_t *info_gpa);
 
 #endif
