@@ -5,6 +5,7 @@
 # without errors or warnings; acpiexec loads the namespace and decodes the
 # host bridge's _CRS, the _PRT and the link devices' interrupts the way the
 # kernel's resource code does. Needs acpica-tools (tools/install-deps.sh).
+# test-host: none
 source "$(dirname "$0")/lib.sh"
 
 checks=("acpi: tables dumped" "acpi: iasl disassembles every table" "acpi: DSDT names PCI0 (PNP0A08, PNP0A03)"

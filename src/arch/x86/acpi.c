@@ -296,7 +296,7 @@ static void *area_ptr(struct acpi_area *a, uint64_t gpa)
 	return a->buf + (gpa - LAYOUT_BIOS_START);
 }
 
-static uint8_t acpi_checksum(const void *p, size_t len)
+uint8_t acpi_checksum(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	uint8_t sum = 0;

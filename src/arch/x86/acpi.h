@@ -7,6 +7,7 @@
 #define EMBER_X86_ACPI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mem.h"
@@ -34,6 +35,9 @@ struct acpi_config {
  * guest RAM is then left untouched), -ENOMEM or -EFAULT (the BIOS area is
  * not guest RAM). */
 int acpi_build(const struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsdp_gpa);
+
+/* The byte that makes len bytes sum to zero, as ACPI and MP tables want. */
+uint8_t acpi_checksum(const void *p, size_t len);
 
 /* The FACS firmware waking vector the guest left for an S3 resume (real
  * mode, CS:IP = vector >> 4 : vector & 0xf), found from the RSDP at

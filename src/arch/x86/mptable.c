@@ -111,15 +111,6 @@ size_t mptable_size(unsigned ncpus)
 	       sizeof(struct mpc_ioapic) + (irq_entries() + 2) * sizeof(struct mpc_irq);
 }
 
-static uint8_t checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-	for (size_t i = 0; i < len; i++)
-		sum += b[i];
-	return (uint8_t)-sum;
-}
-
 static uint8_t *put(uint8_t *p, const void *e, size_t len)
 {
 	memcpy(p, e, len);
@@ -184,8 +175,8 @@ void mptable_write(void *buf, uint64_t gpa, unsigned ncpus)
 	memcpy(h->signature, "PCMP", sizeof(h->signature));
 	memcpy(h->oem_id, "EMBER   ", sizeof(h->oem_id));
 	memcpy(h->product_id, "EMBERVM     ", sizeof(h->product_id));
-	h->checksum = checksum(h, h->length);
+	h->checksum = acpi_checksum(h, h->length);
 	*f = (struct mpf){ .config = (uint32_t)(gpa + sizeof(*f)), .length = 1, .spec = 4 };
 	memcpy(f->signature, "_MP_", sizeof(f->signature));
-	f->checksum = checksum(f, sizeof(*f));
+	f->checksum = acpi_checksum(f, sizeof(*f));
 }
