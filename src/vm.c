@@ -272,7 +272,7 @@ static int create_devices(struct vm *vm)
 	if ((r = devstate_register(&vm->devstate, &serial_state_ops, 0, vm->serial)) ||
 	    (r = devstate_register(&vm->devstate, &acpi_pm_state_ops, 0, vm->pm)))
 		return vm_error("device state", r);
-	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, 8, &serial_ops, vm->serial, "serial")) ||
+	if ((r = bus_register(&vm->pio, PORT_SERIAL_COM1, SERIAL_PORTS, &serial_ops, vm->serial, "serial")) ||
 	    (r = bus_register(&vm->pio, PORT_I8042_DATA, 5, &i8042_ops, vm, "i8042")) ||
 	    (r = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 12, &acpi_pm_ops, vm->pm, "acpi-pm")))
 		return vm_error("port registration", r);

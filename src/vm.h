@@ -9,6 +9,7 @@
 
 #include "arch/x86/boot.h"
 #include "arch/x86/guestcpu.h"
+#include "arch/x86/layout.h"
 #include "bus.h"
 #include "config.h"
 #include "devices/pci.h"
@@ -82,7 +83,7 @@ struct vm {
 		struct vm *vm;
 		bool level;
 	} intx_pins[PCI_SLOTS];
-	unsigned intx_count[8];       /* devices asserting each of GSIs 16-23 */
+	unsigned intx_count[IRQ_PCI_INTX_COUNT];  /* devices asserting each INTx GSI */
 	pthread_mutex_t intx_lock;
 	struct virtio_dev *disks[CONFIG_MAX_DISKS];
 	struct virtio_dev *nets[CONFIG_MAX_NETS];

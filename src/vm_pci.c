@@ -17,17 +17,14 @@
 #include "log.h"
 #include "vm.h"
 
-/* INTx: slot s drives GSI 16 + s % 8, written into its PCI_INTERRUPT_LINE
- * (there is no _PRT; see README "PCI interrupts"). Several slots share a
- * GSI, so the line is the OR of its devices. */
-#define INTX_FIRST_GSI 16
-#define INTX_GSIS 8
-
+/* INTx: slot s drives GSI IRQ_PCI_INTX(s) (layout.h), written into its
+ * PCI_INTERRUPT_LINE and described by the DSDT's _PRT and the MP table.
+ * Several slots share a GSI, so the line is the OR of its devices. */
 static void intx_set(struct irq_line *line, int level)
 {
 	struct vm_intx_pin *pin = (struct vm_intx_pin *)line;
 	struct vm *vm = pin->vm;
-	unsigned i = line->gsi - INTX_FIRST_GSI;
+	unsigned i = line->gsi - IRQ_PCI_INTX_FIRST;
 	pthread_mutex_lock(&vm->intx_lock);
 	if (pin->level != !!level) {
 		pin->level = !!level;
@@ -107,7 +104,7 @@ int vm_pci_create(struct vm *vm)
 	pthread_mutex_init(&vm->intx_lock, NULL);
 	for (unsigned s = 0; s < PCI_SLOTS; s++)
 		vm->intx_pins[s] = (struct vm_intx_pin){
-			.line = { .set_level = intx_set, .gsi = INTX_FIRST_GSI + s % INTX_GSIS },
+			.line = { .set_level = intx_set, .gsi = IRQ_PCI_INTX(s) },
 			.vm = vm,
 		};
 	kvm_irq_init(&vm->kirq, vm->vm_fd);

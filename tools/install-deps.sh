@@ -2,7 +2,7 @@
 # Install everything Ember needs to build and test on Debian 12, as root.
 # Idempotent: does nothing when the packages are already there.
 set -euo pipefail
-pkgs=(gcc make pkg-config libjson-c-dev libseccomp-dev liburing-dev libcmocka-dev
+pkgs=(gcc make pkg-config libjson-c-dev libseccomp-dev liburing-dev libcmocka-dev acpica-tools
       libzstd-dev zlib1g-dev libisal-dev clang binutils busybox-static cpio iproute2 python3 qemu-system-x86
       libclang-rt-14-dev valgrind e2fsprogs strace file procps)
 missing=()

@@ -630,7 +630,7 @@ int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint6
 		    uint64_t ecam_size)
 {
 	int r;
-	if ((r = bus_register(pio, PCI_CF8_PORT, 8, &pci_cf8_ops, h, "pci-cf8")) ||
+	if ((r = bus_register(pio, PCI_CF8_PORT, PCI_CF8_PORTS, &pci_cf8_ops, h, "pci-cf8")) ||
 	    (r = bus_register(mmio, ecam, ecam_size, &pci_ecam_ops, h, "pci-ecam")) ||
 	    (r = bus_register(mmio, h->mmio32_base, h->mmio32_end - h->mmio32_base, &win32_ops, h,
 			      "pci-mmio32")) ||

@@ -98,7 +98,7 @@ void pci_host_destroy(struct pci_host *h);
 int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_t ecam,
 		    uint64_t ecam_size);
 
-extern const struct bus_ops pci_cf8_ops;    /* 8 ports at 0xcf8, opaque = host */
+extern const struct bus_ops pci_cf8_ops;    /* PCI_CF8_PORTS ports at 0xcf8, opaque = host */
 extern const struct bus_ops pci_ecam_ops;   /* opaque = host */
 /* A guest access at a guest-physical address inside a window. */
 uint64_t pci_window_read(struct pci_host *h, uint64_t addr, unsigned size);
@@ -107,7 +107,8 @@ void pci_window_write(struct pci_host *h, uint64_t addr, unsigned size, uint64_t
 uint64_t pci_io_read(struct pci_host *h, uint64_t port, unsigned size);
 void pci_io_write(struct pci_host *h, uint64_t port, unsigned size, uint64_t value);
 
-#define PCI_CF8_PORT 0xcf8
+#define PCI_CF8_PORT  0xcf8
+#define PCI_CF8_PORTS 8          /* address (0xcf8) and data (0xcfc) */
 
 /* Function setup, before pci_host_add. */
 void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,

@@ -14,7 +14,8 @@ struct serial;
 
 struct serial *serial_create(int out_fd, struct irq_line *irq);
 void serial_destroy(struct serial *s);
-extern const struct bus_ops serial_ops;   /* 8 ports, opaque = the serial */
+#define SERIAL_PORTS 8
+extern const struct bus_ops serial_ops;   /* SERIAL_PORTS ports, opaque = the serial */
 
 /* Queue bytes typed by the user; returns how many fit in the FIFO. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);

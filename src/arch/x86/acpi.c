@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 #include "devices/acpi_pm.h"
+#include "devices/fw_cfg.h"
+#include "devices/pci.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
 
 /* Ember only runs on x86 hosts, so native byte order is the little-endian
  * order ACPI wants and the packed structs below are written as they are. */
@@ -229,11 +235,6 @@ enum {
 	MADT_TYPE_X2APIC_NMI = 10,
 };
 
-/* MPS INTI flags (§5.2.12.5, Table "MPS INTI Flags"): 0 conforms to the bus. */
-#define MPS_INTI_CONFORMS      0x0
-#define MPS_INTI_ACTIVE_HIGH   0x1
-#define MPS_INTI_LEVEL         (0x3 << 2)
-
 /* xAPIC IDs stop at 254 (255 is the broadcast ID); §5.2.12.12 says CPUs
  * with IDs from 255 up are described with x2APIC structures instead. */
 #define MADT_XAPIC_MAX_CPUS    255u
@@ -269,40 +270,6 @@ _Static_assert(sizeof(struct madt_x2apic_nmi) == 12, "MADT x2APIC NMI size");
 _Static_assert(sizeof(struct acpi_mcfg) == 44, "MCFG size");
 _Static_assert(sizeof(struct mcfg_alloc) == 16, "MCFG allocation size");
 
-/*
- * The DSDT body (§20.2 AML grammar): just the sleep-state packages, so the
- * OS knows which SLP_TYP to write into PM1a_CNT to power off (\_S5) or to
- * suspend to RAM (\_S3).
- *
- *   Name (_S5, Package (4) { ACPI_S5_SLP_TYP, ACPI_S5_SLP_TYP, 0, 0 })
- *   Name (_S3, Package (4) { ACPI_S3_SLP_TYP, ACPI_S3_SLP_TYP, 0, 0 })
- *
- * 0x08             NameOp
- * '_' 'S' '5' '_'  NameSeg "_S5_" (names are 4 chars, padded with '_')
- * 0x12             PackageOp
- * 0x08             PkgLength: one byte form (bits 7-6 = 0); counts itself,
- *                  NumElements and the elements: 1 + 1 + 6 = 8
- * 0x04             NumElements
- * 0x0a 0x05        BytePrefix 5: SLP_TYPa for PM1a_CNT
- * 0x0a 0x05        BytePrefix 5: SLP_TYPb (there is no PM1b, but it is read)
- * 0x00             ZeroOp: reserved
- * 0x00             ZeroOp: reserved
- */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',
-	0x12, 0x08, 0x04,
-	0x0a, ACPI_S5_SLP_TYP,
-	0x0a, ACPI_S5_SLP_TYP,
-	0x00,
-	0x00,
-	0x08, '_', 'S', '3', '_',
-	0x12, 0x08, 0x04,
-	0x0a, ACPI_S3_SLP_TYP,
-	0x0a, ACPI_S3_SLP_TYP,
-	0x00,
-	0x00,
-};
-
 /* Ember's copy of [LAYOUT_BIOS_START, LAYOUT_BIOS_STUBS) while building
  * (the last 256 bytes of the BIOS area hold --bios-state's handlers). */
 struct acpi_area {
@@ -329,7 +296,7 @@ static void *area_ptr(struct acpi_area *a, uint64_t gpa)
 	return a->buf + (gpa - LAYOUT_BIOS_START);
 }
 
-static uint8_t acpi_checksum(const void *p, size_t len)
+uint8_t acpi_checksum(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	uint8_t sum = 0;
@@ -381,16 +348,166 @@ static int build_facs(struct acpi_area *a, uint64_t *gpa)
 	return 0;
 }
 
-static int build_dsdt(struct acpi_area *a, uint64_t *gpa)
-{
-	/* Revision 2: AML integers are 64 bits wide. */
-	struct acpi_header *h = table_alloc(a, "DSDT", sizeof(*h) + sizeof(dsdt_aml), 2, gpa);
+/* ECAM has 1 MiB per bus: the buses the MCFG and PCI0's _CRS cover. */
+#define PCI_LAST_BUS           ((uint8_t)(LAYOUT_PCI_ECAM_SIZE / MiB - 1))
 
-	if (!h)
-		return -ENOSPC;
-	memcpy(h + 1, dsdt_aml, sizeof(dsdt_aml));
-	header_checksum(h);
-	return 0;
+/* ---- DSDT (§19 ASL, built by aml.c) -------------------------------------- */
+
+/* What the host bridge decodes: its buses, its configuration ports (which
+ * Linux drops from the windows) and the windows it assigns BARs from
+ * (src/devices/pci.c). The ports of the platform devices (COM1, RTC,
+ * fw_cfg) are left out, unlike a PC's bridge: no BAR may go there, since
+ * Ember decodes I/O BARs only in their window. */
+static struct aml *pci0_crs(void)
+{
+	return aml_name_decl("_CRS", aml_with(aml_resource_template(),
+		aml_word_bus_number(0, PCI_LAST_BUS),
+		aml_io(PCI_CF8_PORT, PCI_CF8_PORT, 1, PCI_CF8_PORTS),
+		aml_word_io(PCI_IO_WINDOW, PCI_IO_WINDOW_END - 1),
+		aml_dword_memory(LAYOUT_PCI_MMIO32, LAYOUT_PCI_MMIO32_END - 1),
+		aml_qword_memory(LAYOUT_PCI_MMIO64, LAYOUT_PCI_MMIO64_END - 1)));
+}
+
+/* The link device of GSI IRQ_PCI_INTX_FIRST + i: "\_SB.GSIA" for i = 0. */
+static void gsi_link_name(char name[10], unsigned i)
+{
+	memcpy(name, "\\_SB.GSI", 8);
+	name[8] = (char)('A' + i);
+	name[9] = '\0';
+}
+
+/* §6.2.13 _PRT: one entry per slot for INTA#, the only pin Ember's
+ * functions have (PCI_INTERRUPT_PIN reads 1); INTB#-INTD# go nowhere. The
+ * entries name link devices: a bare GSI there would mean level, active
+ * low, and Ember drives the lines active high. */
+static struct aml *pci0_prt(void)
+{
+	struct aml *prt = aml_package();
+	for (unsigned slot = 0; slot < PCI_SLOTS; slot++) {
+		char link[10];
+		gsi_link_name(link, slot % IRQ_PCI_INTX_COUNT);
+		prt = aml_append(prt, aml_with(aml_package(),
+			aml_int((uint64_t)slot << 16 | 0xffff),  /* _ADR: the slot, any function */
+			aml_int(0),                              /* INTA# */
+			aml_name(link),
+			aml_int(0)));                            /* the link's first interrupt */
+	}
+	return aml_name_decl("_PRT", prt);
+}
+
+static struct aml *pci0(void)
+{
+	return aml_with(aml_device("PCI0"),
+		aml_name_decl("_HID", aml_eisaid("PNP0A08")),   /* PCI Express root bridge */
+		aml_name_decl("_CID", aml_eisaid("PNP0A03")),   /* PCI root bridge */
+		aml_name_decl("_SEG", aml_int(0)),
+		aml_name_decl("_BBN", aml_int(0)),
+		aml_name_decl("_UID", aml_int(0)),
+		pci0_crs(),
+		pci0_prt());
+}
+
+/* PCI interrupt link devices with a fixed GSI (one possible setting; _SRS
+ * and _DIS do nothing), level, active high and shared, as vm_pci.c drives
+ * them. Linux insists on an _SRS it can call. */
+static struct aml *gsi_link(unsigned i)
+{
+	char path[10];
+	gsi_link_name(path, i);
+	unsigned gsi = IRQ_PCI_INTX_FIRST + i;
+	return aml_with(aml_device(path + 5),           /* the "GSIx" segment */
+		aml_name_decl("_HID", aml_eisaid("PNP0C0F")),
+		aml_name_decl("_UID", aml_int(i)),
+		aml_name_decl("_PRS", aml_with(aml_resource_template(),
+					       aml_interrupt(AML_INTR_SHARED, gsi))),
+		aml_name_decl("_CRS", aml_with(aml_resource_template(),
+					       aml_interrupt(AML_INTR_SHARED, gsi))),
+		aml_method("_DIS", 0),
+		aml_method("_SRS", 1));
+}
+_Static_assert(IRQ_PCI_INTX_COUNT <= 26, "one letter per link device");
+
+static struct aml *com1(void)
+{
+	return aml_with(aml_device("COM1"),
+		aml_name_decl("_HID", aml_eisaid("PNP0501")),   /* 16550A */
+		aml_name_decl("_UID", aml_int(1)),
+		aml_name_decl("_CRS", aml_with(aml_resource_template(),
+			aml_io(PORT_SERIAL_COM1, PORT_SERIAL_COM1, 1, SERIAL_PORTS),
+			aml_irq_no_flags(IRQ_SERIAL_COM1))));
+}
+
+/* --rtc. No IRQ: Ember's RTC raises none (devices/rtc.h). */
+static struct aml *rtc(void)
+{
+	return aml_with(aml_device("RTC"),
+		aml_name_decl("_HID", aml_eisaid("PNP0B00")),   /* AT real-time clock */
+		aml_name_decl("_CRS", aml_with(aml_resource_template(),
+			aml_io(RTC_PORT, RTC_PORT, 1, RTC_PORT_LEN))));
+}
+
+/* --fw-cfg, as QEMU describes it (hidden from a user interface: _STA 0xb). */
+static struct aml *fw_cfg(void)
+{
+	return aml_with(aml_device("FWCF"),
+		aml_name_decl("_HID", aml_string("QEMU0002")),
+		aml_name_decl("_STA", aml_int(0xb)),
+		aml_name_decl("_CRS", aml_with(aml_resource_template(),
+			aml_io(FW_CFG_PORT_SEL, FW_CFG_PORT_SEL, 1, FW_CFG_PORT_LEN))));
+}
+
+/* Motherboard resources (PNP0C02): the ECAM, which Linux wants reserved
+ * here as well as in the e820 map. */
+static struct aml *ecam_reservation(void)
+{
+	return aml_with(aml_device("MBRD"),
+		aml_name_decl("_HID", aml_eisaid("PNP0C02")),
+		aml_name_decl("_UID", aml_int(0)),
+		aml_name_decl("_CRS", aml_with(aml_resource_template(),
+			aml_memory32_fixed((uint32_t)LAYOUT_PCI_ECAM, (uint32_t)LAYOUT_PCI_ECAM_SIZE))));
+}
+
+/* Name (_Sx, Package (4) { SLP_TYPa, SLP_TYPb, 0, 0 }): the SLP_TYP the OS
+ * writes into PM1a_CNT to enter that state (there is no PM1b, but it is
+ * read). */
+static struct aml *sleep_state(const char *name, unsigned slp_typ)
+{
+	return aml_name_decl(name, aml_with(aml_package(),
+		aml_int(slp_typ), aml_int(slp_typ), aml_int(0), aml_int(0)));
+}
+
+static struct aml *dsdt_body(const struct acpi_config *cfg)
+{
+	struct aml *sb = aml_with(aml_scope("\\_SB"), pci0());
+	for (unsigned i = 0; i < IRQ_PCI_INTX_COUNT; i++)
+		sb = aml_append(sb, gsi_link(i));
+	sb = aml_append(sb, com1());
+	if (cfg->rtc)
+		sb = aml_append(sb, rtc());
+	if (cfg->fw_cfg)
+		sb = aml_append(sb, fw_cfg());
+	if (cfg->pci_ecam)
+		sb = aml_append(sb, ecam_reservation());
+	return aml_with(aml_new(), sb,
+		sleep_state("_S5", ACPI_S5_SLP_TYP),
+		sleep_state("_S3", ACPI_S3_SLP_TYP));
+}
+
+static int build_dsdt(struct acpi_area *a, const struct acpi_config *cfg, uint64_t *gpa)
+{
+	uint8_t *aml;
+	size_t len;
+	int err = aml_take(dsdt_body(cfg), &aml, &len);
+	if (err)
+		return err;
+	/* Revision 2: AML integers are 64 bits wide. */
+	struct acpi_header *h = table_alloc(a, "DSDT", sizeof(*h) + len, 2, gpa);
+	if (h) {
+		memcpy(h + 1, aml, len);
+		header_checksum(h);
+	}
+	free(aml);
+	return h ? 0 : -ENOSPC;
 }
 
 static struct acpi_gas gas_io(uint16_t port, unsigned len, uint8_t access_size)
@@ -556,14 +673,28 @@ static int build_mcfg(struct acpi_area *a, uint64_t *gpa)
 					     1, gpa);
 	struct mcfg_alloc e = {
 		.base = LAYOUT_PCI_ECAM, .segment = 0, .start_bus = 0,
-		/* LAYOUT_PCI_ECAM_SIZE covers bus 0 only (1 MiB per bus). */
-		.end_bus = (uint8_t)(LAYOUT_PCI_ECAM_SIZE / MiB - 1),
+		.end_bus = PCI_LAST_BUS,
 	};
 
 	if (!mcfg)
 		return -ENOSPC;
 	put((uint8_t *)(mcfg + 1), &e, sizeof(e));
 	header_checksum(&mcfg->h);
+	return 0;
+}
+
+/* The MP table (for kernels booted without ACPI) shares the area, after
+ * the ACPI tables and no lower than LAYOUT_MPTABLE_MIN, where Linux scans
+ * for its floating pointer. */
+static int build_mptable(struct acpi_area *a, unsigned ncpus)
+{
+	uint64_t min = LAYOUT_MPTABLE_MIN - LAYOUT_BIOS_START, gpa;
+	if (a->used < min)
+		a->used = min;
+	void *p = area_alloc(a, mptable_size(ncpus), 16, &gpa);
+	if (!p)
+		return -ENOSPC;
+	mptable_write(p, gpa, ncpus);
 	return 0;
 }
 
@@ -627,13 +758,15 @@ static int build_all(struct acpi_area *a, const struct acpi_config *cfg, uint64_
 	if (!err)
 		err = build_facs(a, &facs);
 	if (!err)
-		err = build_dsdt(a, &dsdt);
+		err = build_dsdt(a, cfg, &dsdt);
 	if (!err)
 		err = build_fadt(a, facs, dsdt, &r.entries[0]);
 	if (!err)
 		err = build_madt(a, cfg->ncpus, &r.entries[1]);
 	if (!err && cfg->pci_ecam)
 		err = build_mcfg(a, &r.entries[2]);
+	if (!err)
+		err = build_mptable(a, cfg->ncpus);
 	if (err)
 		return err;
 	root_fill(a, &r);

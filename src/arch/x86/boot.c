@@ -57,7 +57,8 @@ void boot_write_gdt32(const struct guest_mem *m)
 static int build_acpi(const struct guest_mem *m, const struct vm_config *cfg, struct boot_info *out,
 		      char *err, size_t errlen)
 {
-	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true };
+	struct acpi_config acfg = { .ncpus = cfg->ncpus, .pci_ecam = true, .rtc = cfg->rtc,
+				    .fw_cfg = cfg->fw_cfg };
 	int aerr = acpi_build(m, &acfg, &out->rsdp);
 	if (aerr == -ENOSPC)
 		snprintf(err, errlen, "--cpus %u: too many CPUs for the ACPI tables", cfg->ncpus);

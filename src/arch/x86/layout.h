@@ -17,9 +17,10 @@
 #define LAYOUT_PD_END          0xf000ULL
 #define LAYOUT_CMDLINE         0x20000ULL  /* kernel command line */
 #define LAYOUT_CMDLINE_MAX     0x10000ULL
-#define LAYOUT_EBDA_START      0x9fc00ULL  /* MP floating pointer + MP table */
+#define LAYOUT_EBDA_START      0x9fc00ULL  /* EBDA (--bios-state writes its size byte) */
 #define LAYOUT_LOW_RAM_END     0x9fc00ULL  /* e820: RAM below this, reserved up to 1 MiB */
 #define LAYOUT_BIOS_START      0xe0000ULL  /* ACPI RSDP and tables (scanned 0xe0000-0xfffff) */
+#define LAYOUT_MPTABLE_MIN     0xf0000ULL  /* MP table, after ACPI's: Linux scans 0xf0000-0xfffff */
 #define LAYOUT_BIOS_STUBS      0xfff00ULL  /* --bios-state: real-mode interrupt handlers (F000:FF00) */
 #define LAYOUT_BIOS_STUBS_SIZE 0x100ULL
 #define LAYOUT_BIOS_END        0x100000ULL
@@ -58,5 +59,11 @@
 /* Interrupt lines (GSIs on the IOAPIC). */
 #define IRQ_SERIAL_COM1        4
 #define IRQ_ACPI_SCI           9
+/* PCI INTx: slot N's INTA# drives GSI 16 + N % 8, level, active high (the
+ * line is the OR of the slots that share it; vm_pci.c). The DSDT's _PRT and
+ * the MP table say the same. */
+#define IRQ_PCI_INTX_FIRST     16
+#define IRQ_PCI_INTX_COUNT     8
+#define IRQ_PCI_INTX(slot)     (IRQ_PCI_INTX_FIRST + (slot) % IRQ_PCI_INTX_COUNT)
 
 #endif
