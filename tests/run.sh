@@ -8,9 +8,9 @@
 #   EMBER_TEST_HOST=direct   here, on this machine's /dev/kvm
 #   EMBER_TEST_HOST=nested   inside the nested SVM test host
 #                            (tools/testhost/), two at once
-#   unset (auto)             direct where /dev/kvm is hardware
-#                            virtualization (VMX/SVM), nested where it is
-#                            missing or is kvm_pvm
+#   unset (auto)             direct where there is a /dev/kvm (VMX, SVM,
+#                            and for now kvm_pvm), nested where there is
+#                            none
 # A script whose header says "# test-host: none" needs no KVM and always
 # runs here; "# test-host: also-pvm" also runs here, with
 # EMBER_TEST_PVM_ONLY=1, on a kvm_pvm machine (its PVM-specific checks).
