@@ -31,7 +31,7 @@
 # busy host slows the emulation down a lot.
 # Every boot also checks "ember loads it and the guest runs". A "# ... checked:"
 # line says which level was checked. Boot logs: build/linux/boot-*.log.
-# test-host: also-pvm
+# test-host: also-pvm nested-ready
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
