@@ -45,7 +45,7 @@ MODULES = ["irqbypass", "kvm", "kvm_amd", "virtio_pci", "virtio_blk", "tun",
 
 # The userland the integration tests use. Libraries come by ldd.
 SYSTEM_PKGS = [
-    "bash", "coreutils", "grep", "sed", "mawk", "findutils", "diffutils",
+    "bash", "dash", "coreutils", "grep", "sed", "mawk", "findutils", "diffutils",
     "util-linux", "mount", "procps", "iproute2", "tar", "gzip", "file",
     "libmagic-mgc", "python3.11-minimal", "libpython3.11-minimal",
     "libpython3.11-stdlib", "python3-minimal", "python3.11", "python3",

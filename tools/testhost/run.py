@@ -164,7 +164,6 @@ class Run:
         """Copy the job's output to ours until its status line; return it
         (or one of the EXIT_ codes when the host broke)."""
         start = last = time.monotonic()
-        pos = 0
         pending = b""
         status = None
         with open(self.joblog, "rb") as log:
@@ -178,12 +177,9 @@ class Run:
                         line = raw.decode(errors="replace").rstrip("\r")
                         if line.startswith(MARK):
                             status = int(line[len(MARK):].strip() or 1)
-                        elif line == PACKED:
-                            pass
-                        else:
+                        elif line != PACKED:   # fetch_out looks for it
                             sys.stdout.write(line + "\n")
                     sys.stdout.flush()
-                    pos += len(chunk)
                 if status is not None:
                     break
                 if self.proc.poll() is not None:

@@ -53,7 +53,7 @@ def partition(scripts, hosts):
     return [b[1] for b in bins if b[1]]
 
 
-def run_share(share, work_image, memory, results):
+def run_share(share, work_image, memory):
     """Run SHARE in one test host after another until each script ended or
     ran out of retries."""
     tries = {s: 0 for s in share}
@@ -62,7 +62,6 @@ def run_share(share, work_image, memory, results):
         cmd = [sys.executable, RUN, "--work-image", work_image, "--memory", memory,
                "--silence", "900", "--timeout", "5400", "--",
                "bash", "tests/run.sh", "--inside"] + todo
-        started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace")
         current, lines, done = None, [], []
         for line in proc.stdout:
@@ -97,7 +96,6 @@ def run_share(share, work_image, memory, results):
             emit(["not ok - [nested-svm] %s: the test host broke %d times running it (QEMU TCG); "
                   "no result" % (os.path.basename(broke), tries[broke])])
             todo.remove(broke)
-        results.append(time.monotonic() - started)
 
 
 def main():
@@ -114,8 +112,7 @@ def main():
             emit(["not ok - [nested-svm] test host: could not be set up (exit %d)" % rc])
             return 1
         emit(["# test host images ready in %.1f s" % (time.monotonic() - started)])
-        results = []
-        threads = [threading.Thread(target=run_share, args=(share, work, args.memory, results))
+        threads = [threading.Thread(target=run_share, args=(share, work, args.memory))
                    for share in partition(args.scripts, args.hosts)]
         for t in threads:
             t.start()
