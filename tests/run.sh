@@ -110,6 +110,14 @@ if [ ${#nested[@]} -gt 0 ]; then
 		sed 's/^/#   /' /tmp/ember-linux-build.$$ | tail -n 20
 	else
 		EMBER_TEST_WHERE=nested-svm python3 tools/testhost/suite.py "${nested[@]}" | tee -a "$LOG"
+		suite_rc=${PIPESTATUS[0]}
+		[ "$suite_rc" -eq 0 ] || echo "not ok - [host] test host: tools/testhost/suite.py exited $suite_rc" | tee -a "$LOG"
+		# A script the suite never reported on must not vanish from the count.
+		for t in "${nested[@]}"; do
+			name=$(basename "$t" .sh)
+			grep -q "^\(not \)\?ok - \[nested-svm\] $name: " "$LOG" ||
+				echo "not ok - [nested-svm] $name: no result came back from the test host" | tee -a "$LOG"
+		done
 	fi
 	rm -f /tmp/ember-linux-build.$$
 fi

@@ -402,9 +402,13 @@ fi
 
 # The self-test saves the VM in the middle of reporting (free mode), loads
 # it into a fresh VM, saves that and compares: every field loaded back.
+# The guest's clock runs on through the pause (save and restore took up to
+# 2 s on a loaded machine), so its hold must outlast the pause by the 2 s
+# report delay: with hold_ms=3000 a slow save ended the hold before the
+# report was due, and the guest saw no report at all.
 n="save/restore self-test with a balloon: the state saved again after a restore is identical"
 run_vm "$TMP/self.out" 120 --kernel "$KERNEL" --debug-exit --memory 256M --balloon "$BOPTS" \
-	--cmdline "mode=report mib=64 hold_ms=3000" --test-save-restore-after 2500
+	--cmdline "mode=report mib=64 hold_ms=9000" --test-save-restore-after 2500
 if [ "$RC" = 1 ] && grep -q 'selftest: restored into a fresh VM.*identical' "$TMP/self.out" &&
    grep -Eq '^SUMMARY: [0-9]+ tests, 0 failures' "$TMP/self.out"; then
 	pass "$n"

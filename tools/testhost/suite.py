@@ -104,7 +104,9 @@ def main():
     p.add_argument("--memory", default=os.environ.get("TESTHOST_MEMORY", "4G"))
     p.add_argument("scripts", nargs="+")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="suite.", dir=os.path.join(ROOT, "build", "testhost")) as d:
+    scratch = os.path.join(ROOT, "build", "testhost")
+    os.makedirs(scratch, exist_ok=True)  # a fresh clone has no build/testhost yet
+    with tempfile.TemporaryDirectory(prefix="suite.", dir=scratch) as d:
         work = os.path.join(d, "work.img")
         started = time.monotonic()
         rc = subprocess.run([sys.executable, RUN, "--make-work-image", work]).returncode
