@@ -367,8 +367,12 @@ int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cp
 			     char *err, size_t errlen)
 {
 	char missing[256] = "";
+	/* Not KVM's to support: the hypervisor bit, the topology bits Ember
+	 * writes per vCPU (cpuid.c: HTT and CmpLegacy with --cpus > 1), the
+	 * bits KVM derives from the vCPU's state (cpuid_runtime_mask). */
 	for (int f = 0; f < F_COUNT; f++)
-		if (cpuid_has(guest, f) && !cpuid_has(supported, f) && f != F_HYPERVISOR)
+		if (cpuid_has(guest, f) && !cpuid_has(supported, f) && f != F_HYPERVISOR && f != F_HT &&
+		    f != F_CMP_LEGACY && !cpufeat_is_runtime(f))
 			list_add(missing, sizeof(missing), cpu_features[f].name);
 	char gv[13], sv[13];
 	cpuid_vendor(guest, gv);
