@@ -18,8 +18,10 @@
 	F_KVMCLOCK, F_KVM_NOPIODELAY, F_KVMCLOCK2, F_KVM_ASYNCPF, F_KVM_ASYNCPF_INT, \
 	F_KVM_STEAL_TIME, F_KVM_PV_EOI, F_KVM_PV_UNHALT, F_KVMCLOCK_STABLE_BIT
 /* The x86-64 psABI levels (x86-64-ABI, "Micro-Architecture Levels"), with
- * the leaf-1 basics every x86-64 CPU has. */
-#define LEVEL1 F_FPU, F_VME, F_DE, F_PSE, F_TSC, F_MSR, F_PAE, F_MCE, F_CX8, F_APIC, \
+ * the leaf-1 basics 64-bit kernels use. Not VME: virtual-8086 mode does not
+ * exist in long mode, the psABI does not list it, and a host CPU without it
+ * (QEMU's TCG, so the nested SVM test host) could run no model at all. */
+#define LEVEL1 F_FPU, F_DE, F_PSE, F_TSC, F_MSR, F_PAE, F_MCE, F_CX8, F_APIC, \
 	F_SEP, F_MTRR, F_PGE, F_MCA, F_CMOV, F_PAT, F_PSE36, F_CLFLUSH, F_MMX, F_FXSR, \
 	F_SSE, F_SSE2, F_SYSCALL, F_NX, F_LM
 #define LEVEL2 F_CX16, F_LAHF_LM, F_POPCNT, F_PNI, F_SSE4_1, F_SSE4_2, F_SSSE3
