@@ -385,3 +385,27 @@ int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cp
 		return errf(err, errlen, "this host's KVM cannot provide %s", missing);
 	return 0;
 }
+
+int cpumodel_diff(const struct kvm_cpuid2 *a, const struct kvm_cpuid2 *b, char *err, size_t errlen)
+{
+	char va[13], vb[13];
+	cpuid_vendor(a, va);
+	cpuid_vendor(b, vb);
+	if (strcmp(va, vb))
+		return errf(err, errlen, "%s, not %s", va, vb), 1;
+	const struct kvm_cpuid_entry2 *sa = cpuid_entry(a, 1, 0), *sb = cpuid_entry(b, 1, 0);
+	uint32_t siga = sa ? sa->eax : 0, sigb = sb ? sb->eax : 0;
+	if (siga != sigb)
+		return errf(err, errlen, "signature (family, model, stepping) %#x, not %#x", siga, sigb), 1;
+	char only_a[512] = "", only_b[512] = "";
+	for (int f = 0; f < F_COUNT; f++) {
+		if (f == F_HT || f == F_CMP_LEGACY || cpufeat_is_runtime(f) || cpuid_has(a, f) == cpuid_has(b, f))
+			continue;
+		list_add(cpuid_has(a, f) ? only_a : only_b, sizeof(only_a), cpu_features[f].name);
+	}
+	if (!only_a[0] && !only_b[0])
+		return 0;
+	errf(err, errlen, "%s%s%s%s%s", only_a[0] ? "it has " : "", only_a, only_a[0] && only_b[0] ? "; " : "",
+	     only_b[0] ? "it lacks " : "", only_b);
+	return 1;
+}
