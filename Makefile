@@ -63,11 +63,14 @@ $(BUILD)/asan/ember: $(BUILD)/asan/src/main.o $(BUILD)/asan/libember.a
 # Unit tests run with ASan+UBSan; they need no /dev/kvm.
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/asan/libember.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< $(BUILD)/asan/libember.a -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< $(BUILD)/asan/libember.a -lcmocka $(LDLIBS) $(UNIT_LDFLAGS)
 
 $(BUILD)/unit-plain/%: tests/unit/%.c $(BUILD)/libember.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -O1 -o $@ $< $(BUILD)/libember.a -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS_COMMON) -O1 -o $@ $< $(BUILD)/libember.a -lcmocka $(LDLIBS) $(UNIT_LDFLAGS)
+
+# test_vcpu_cpuid answers the library's KVM_GET_CPUID2 itself.
+$(BUILD)/unit/test_vcpu_cpuid $(BUILD)/unit-plain/test_vcpu_cpuid: UNIT_LDFLAGS := -Wl,--wrap=ioctl
 
 unit: $(UNIT_BINS) $(PLAIN_UNIT_BINS)
 

@@ -71,7 +71,8 @@ void config_usage_run(void)
 	       "  --memory SIZE        guest RAM, e.g. 512M, 2G (default 256M)\n"
 	       "  --cpus N             number of vCPUs (default 1)\n"
 	       "  --cpu MODEL[,+FEAT,-FEAT...]  guest CPU model: host (default), x86-64,\n"
-	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list)\n"
+	       "                       x86-64-v2, x86-64-v3, x86-64-v4 (see ember cpu --list); with\n"
+	       "                       --restore/--incoming: the model the VM must have (else refused)\n"
 	       "  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 	       "  --debug-exit         isa-debug-exit device at port 0xf4: a write of V exits with (V<<1)|1\n"
 	       "  --disk PATH[,readonly][,serial=ID]  virtio-blk on a raw image (repeatable)\n"
@@ -340,7 +341,7 @@ static const struct option run_options[] = {
 static bool is_machine_option(int c)
 {
 	switch (c) {
-	case OPT_KERNEL: case OPT_INITRD: case OPT_CMDLINE: case OPT_MEMORY: case OPT_CPUS: case OPT_CPU:
+	case OPT_KERNEL: case OPT_INITRD: case OPT_CMDLINE: case OPT_MEMORY: case OPT_CPUS:
 	case OPT_DEBUG_EXIT: case OPT_FW_CFG: case OPT_PC_TESTDEV: case OPT_RTC: case OPT_TEST_DEVICES:
 	case OPT_PIT_DISCARD: case OPT_TEST_SAVE_RESTORE:
 		return true;
@@ -361,7 +362,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 	 * kill"); --seccomp log lets it through, logged. */
 	cfg->seccomp = SANDBOX_KILL;
 	cfg->test_violate = -1;
-	bool have_uid = false, have_gid = false;
+	bool have_uid = false, have_gid = false, cpu_given = false;
 
 	optind = 1;
 	opterr = 0;
@@ -389,6 +390,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 			if (cpumodel_check_spec(optarg, err, sizeof(err)))
 				return usage_error("%s", err);
 			cfg->cpu = optarg;
+			cpu_given = true;
 			break;
 		}
 		case OPT_TEST_SAVE_RESTORE:
@@ -543,6 +545,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg)
 			return usage_error("--%s: the machine comes from the %s, not from options", machine_opt,
 					   cfg->restore ? "snapshot (--restore)" : "migration stream (--incoming)");
 		cfg->from_state = true;
+		/* --cpu names the model the VM in the state must have: a VM of
+		 * another is refused before any of it is loaded. */
+		cfg->expect_cpu = cpu_given ? cfg->cpu : NULL;
 		return cfg->restore ? check_readable("--restore", cfg->restore) : 0;
 	}
 	if (!cfg->kernel)

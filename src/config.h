@@ -67,6 +67,7 @@ struct vm_config {
 	bool rng;                 /* virtio-rng */
 	struct balloon_config balloon;
 	const char *cpu;          /* --cpu MODEL,+feat,-feat (default "host") */
+	const char *expect_cpu;   /* --cpu with --restore/--incoming: the VM must be this model */
 	unsigned test_save_restore_ms;  /* hidden: save/restore self-test after this many ms */
 	/* Test devices kvm-unit-tests expects (--test-devices = all of them). */
 	bool fw_cfg;              /* QEMU fw_cfg at 0x510 (vCPU count, RAM size) */

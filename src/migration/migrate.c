@@ -245,6 +245,26 @@ static int fail(struct migration *m, int err, const char *fmt, ...)
 	return err;
 }
 
+/* A "sync" mark, then the destination's word that it loaded everything
+ * before it: 0, or the failure recorded (a refusal with the
+ * destination's reason). */
+static int sync_with_destination(struct migration *m, struct sender *s)
+{
+	int r = vm_save_sync(&s->w);
+	if (r)
+		return r;
+	struct channel_msg ack;
+	channel_set_timeout(m->fd, ACK_TIMEOUT_S);
+	r = channel_recv_msg(m->fd, &ack);
+	channel_set_timeout(m->fd, SEND_TIMEOUT_S);
+	if (!r && ack.kind == CHANNEL_SYNCED)
+		return 0;
+	if (!r && ack.kind == CHANNEL_READY && ack.status)
+		return fail(m, ack.status, "the destination refused the stream: %.200s", ack.text);
+	return fail(m, r ? r : -EPROTO, "no answer to a sync mark from the destination: %s",
+		    r ? strerror(-r) : "unexpected message");
+}
+
 static int run_source(struct migration *m, struct sender *s, bool *paused)
 {
 	struct vm *vm = m->vm;
@@ -260,6 +280,14 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 	restore_wait_loaded(vm);
 	if ((r = state_writer_init(&s->w, channel_sink(&s->sink))) || (r = vm_save_shape(vm, &s->w)))
 		return fail(m, r, "sending the machine description: %s", strerror(-r));
+	/* The destination makes the VM from the "vm" section and checks its
+	 * CPU: a refusal (another CPU model, a CPU this host cannot give)
+	 * comes back before any RAM is sent. */
+	if ((r = sync_with_destination(m, s))) {
+		if (m->error[0])
+			return r;
+		goto send_failed;
+	}
 	if ((r = dirty_start(d)))
 		return fail(m, r, "starting dirty logging: %s", strerror(-r));
 
@@ -311,17 +339,10 @@ static int run_source(struct migration *m, struct sender *s, bool *paused)
 			 * would count as downtime: wait until it has loaded
 			 * everything sent, then look at what was dirtied meanwhile
 			 * (the guest runs on). */
-			if ((r = vm_save_sync(&s->w)))
+			if ((r = sync_with_destination(m, s))) {
+				if (m->error[0])
+					return r;
 				goto send_failed;
-			struct channel_msg ack;
-			channel_set_timeout(m->fd, ACK_TIMEOUT_S);
-			r = channel_recv_msg(m->fd, &ack);
-			channel_set_timeout(m->fd, SEND_TIMEOUT_S);
-			if (r || ack.kind != CHANNEL_SYNCED) {
-				if (!r && ack.kind == CHANNEL_READY && ack.status)
-					return fail(m, ack.status, "the destination refused the stream: %.200s", ack.text);
-				return fail(m, r ? r : -EPROTO, "no answer to a sync mark from the destination: %s",
-					    r ? strerror(-r) : "unexpected message");
 			}
 			drained = true;
 			pass--;   /* the same pass, looked at again */

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/x86/cpufeat.h"
 #include "arch/x86/cpumodel.h"
+#include "arch/x86/guestcpu.h"
 #include "arch/x86/vcpu_state.h"
 #include "arch/x86/vm_state.h"
 #include "devices/virtio/balloon.h"
@@ -18,12 +20,13 @@
 
 /* "vm" v1: ncpus..spec; v2 adds the RAM layout and the machine options;
  * v3 the balloon's options (the VM is created from this section, before
- * the balloon's own section is read). */
+ * the balloon's own section is read); v4 the guest CPU (the model's
+ * CPUID), checked here before any RAM comes. */
 enum { T_NCPUS = 1, T_MEM_SIZE, T_PMU, T_MCG_CAP, T_SPEC, T_LAYOUT, T_OPTIONS, T_KERNEL, T_CMDLINE,
-       T_BALLOON, T_BALLOON_OPTS, T_BALLOON_SIZE, T_BALLOON_STATS };
+       T_BALLOON, T_BALLOON_OPTS, T_BALLOON_SIZE, T_BALLOON_STATS, T_GUEST_CPUID };
 enum { T_GPA = 1, T_LEN, T_DATA, T_ZERO };                    /* "ram" v1 */
 enum { T_PAGES = 1, T_PAGE_DATA };                            /* "pages" v1 */
-#define VM_SECTION_VERSION 3
+#define VM_SECTION_VERSION 4
 #define PAGE_ZERO_FLAG (1ull << 63)
 
 /* Device options in T_OPTIONS. */
@@ -97,6 +100,10 @@ int vm_save_shape(struct vm *vm, struct state_writer *w)
 		      (b->reporting && b->reporting_free ? BALLOON_OPT_FREE : 0));
 	state_put_u64(w, T_BALLOON_SIZE, b->enabled ? b->size : 0);
 	state_put_u32(w, T_BALLOON_STATS, b->enabled ? b->stats_interval : 0);
+	/* The model's CPUID, not a vCPU's: a running vCPU holds its mutex in
+	 * KVM_RUN (this section goes before the pause). */
+	const struct kvm_cpuid2 *c = vm->cpu.model.cpuid;
+	state_put_blob(w, T_GUEST_CPUID, c->entries, c->nent * sizeof(c->entries[0]));
 	return state_end_section(w);
 }
 
@@ -250,7 +257,9 @@ static int shape_to_config(struct vm_restore *rs, struct state_reader *r, uint32
 		return e;
 	cfg->ncpus = ncpus;
 	cfg->mem_size = mem;
-	cfg->cpu = rs->spec;
+	/* --cpu on this side: the VM is made of that model, and load_vm
+	 * refuses a stream of another. */
+	cfg->cpu = rs->cmdline && rs->cmdline->expect_cpu ? rs->cmdline->expect_cpu : rs->spec;
 	cfg->kernel = rs->kernel;
 	cfg->cmdline = rs->cmdline_str;
 	cfg->debug_exit = opts & OPT_DEBUG_EXIT;
@@ -259,6 +268,33 @@ static int shape_to_config(struct vm_restore *rs, struct state_reader *r, uint32
 	cfg->rtc = opts & OPT_RTC;
 	cfg->pit_discard = opts & OPT_PIT_DISCARD;
 	return 0;
+}
+
+/* The guest CPU of the stream, before any RAM: a destination of another
+ * CPU model (--cpu there) refuses it, and this host's KVM must give it
+ * exactly (each vCPU's section is checked the same way, at the end). */
+static int check_guest_cpu(struct vm_restore *rs, struct state_reader *r, const void *p, size_t len)
+{
+	struct vm *vm = rs->vm;
+	size_t esz = sizeof(struct kvm_cpuid_entry2);
+	if (!len || len % esz || len / esz > 4096)
+		return state_fail(r, "guest CPUID of %zu bytes", len);
+	struct kvm_cpuid2 *c = calloc(1, cpuid_size((unsigned)(len / esz)));
+	if (!c)
+		return -ENOMEM;
+	c->nent = (unsigned)(len / esz);
+	memcpy(c->entries, p, len);
+	char err[512];
+	int e = 0;
+	const char *expect = rs->cmdline ? rs->cmdline->expect_cpu : NULL;
+	if (cpuid_find_duplicate(c) >= 0)
+		e = state_fail(r, "the guest CPUID lists a leaf twice");
+	else if (expect && cpumodel_diff(c, vm->cpu.model.cpuid, err, sizeof(err)))
+		e = state_fail(r, "the VM runs --cpu %s, another CPU model than --cpu %s here (%s)", rs->spec, expect, err);
+	else if (guest_cpu_check_cpuid(&vm->cpu, -1, c, err, sizeof(err)))
+		e = state_fail(r, "the VM's CPU (--cpu %s) cannot be given here: %s", rs->spec, err);
+	free(c);
+	return e;
 }
 
 static int load_vm(void *opaque, struct state_reader *r)
@@ -290,6 +326,10 @@ static int load_vm(void *opaque, struct state_reader *r)
 	}
 	if ((e = get_balloon(r, &balloon)))
 		return e;
+	const void *guest_cpuid = NULL;
+	size_t guest_cpuid_len = 0;
+	if (r->version >= 4 && (e = state_get_blob_ref(r, T_GUEST_CPUID, &guest_cpuid, &guest_cpuid_len)))
+		return e;
 	if (!rs->vm) {
 		if (r->version < 2)
 			return state_fail(r, "version 1 does not describe the machine");
@@ -301,6 +341,11 @@ static int load_vm(void *opaque, struct state_reader *r)
 		}
 	}
 	struct vm *vm = rs->vm;
+	if (guest_cpuid && (e = check_guest_cpu(rs, r, guest_cpuid, guest_cpuid_len)))
+		return e;
+	if (!guest_cpuid && rs->cmdline && rs->cmdline->expect_cpu && strcmp(rs->cmdline->expect_cpu, rs->spec))
+		return state_fail(r, "the VM runs --cpu %s (saved by an older Ember: its CPU is not in the vm section), "
+				  "not --cpu %s", rs->spec, rs->cmdline->expect_cpu);
 	if (ncpus != vm->ncpus)
 		return state_fail(r, "saved with %u vCPUs, this VM has %u (use --cpus %u)", ncpus, vm->ncpus, ncpus);
 	if (mem != vm->mem.size)

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../unit/cpu_fixture.h"
 #include "config.h"
 #include "host.h"
 #include "log.h"
@@ -51,8 +52,86 @@ int __wrap_close(int fd);
 #define RUN_SIZE (3 * 4096)
 
 static bool fake[MAX_FDS];
-static struct kvm_cpuid2 *cpuid_set[MAX_FDS];   /* per vCPU: what KVM_SET_CPUID2 gave */
+static struct kvm_cpuid2 *given_cpuid[MAX_FDS];   /* per vCPU: what KVM_SET_CPUID2 gave */
 static volatile uint8_t sink;
+
+/* What a KVM object was given, so that a GET after its SET shows it (the
+ * loaders read the state back and compare): one slot per SET/GET pair of
+ * fixed size, the MSRs by index, the XSAVE area, the nested state. */
+static const struct { unsigned long set, get; } pairs[] = {
+	{ KVM_SET_REGS, KVM_GET_REGS }, { KVM_SET_SREGS, KVM_GET_SREGS }, { KVM_SET_SREGS2, KVM_GET_SREGS2 },
+	{ KVM_SET_FPU, KVM_GET_FPU }, { KVM_SET_XCRS, KVM_GET_XCRS }, { KVM_SET_LAPIC, KVM_GET_LAPIC },
+	{ KVM_SET_MP_STATE, KVM_GET_MP_STATE }, { KVM_SET_DEBUGREGS, KVM_GET_DEBUGREGS },
+	{ KVM_SET_VCPU_EVENTS, KVM_GET_VCPU_EVENTS }, { KVM_SET_CLOCK, KVM_GET_CLOCK },
+};
+#define NPAIRS (sizeof(pairs) / sizeof(pairs[0]))
+#define MAX_FAKE_MSRS 512
+struct kept {
+	void *pair[NPAIRS];
+	struct kvm_msr_entry msrs[MAX_FAKE_MSRS];
+	unsigned nmsrs;
+	uint8_t *xsave, *nested;
+};
+static struct kept *kept[MAX_FDS];
+
+static struct kept *kept_of(int fd)
+{
+	if (!kept[fd] && !(kept[fd] = calloc(1, sizeof(struct kept))))
+		abort();
+	return kept[fd];
+}
+
+static void kept_free(int fd)
+{
+	struct kept *k = kept[fd];
+	if (!k)
+		return;
+	for (size_t i = 0; i < NPAIRS; i++)
+		free(k->pair[i]);
+	free(k->xsave);
+	free(k->nested);
+	free(k);
+	kept[fd] = NULL;
+}
+
+/* A fixed-size SET keeps its bytes; the GET of the pair gives them back
+ * (zeros before any SET). 1 when req is one of the pairs. */
+static int kept_pair(int fd, unsigned long req, void *arg)
+{
+	for (size_t i = 0; i < NPAIRS; i++) {
+		size_t n = _IOC_SIZE(pairs[i].get);
+		void **slot = &kept_of(fd)->pair[i];
+		if (req == pairs[i].set) {
+			if (!*slot && !(*slot = malloc(n)))
+				abort();
+			memcpy(*slot, arg, n);
+			return 1;
+		}
+		if (req == pairs[i].get) {
+			if (*slot)
+				memcpy(arg, *slot, n);
+			else
+				memset(arg, 0, n);
+			/* The clock runs: a GET shows what was set plus a tick. */
+			if (req == KVM_GET_CLOCK)
+				((struct kvm_clock_data *)arg)->clock += 1000;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static uint64_t *kept_msr(int fd, uint32_t index)
+{
+	struct kept *k = kept_of(fd);
+	for (unsigned i = 0; i < k->nmsrs; i++)
+		if (k->msrs[i].index == index)
+			return (uint64_t *)&k->msrs[i].data;
+	if (k->nmsrs == MAX_FAKE_MSRS)
+		return NULL;
+	k->msrs[k->nmsrs] = (struct kvm_msr_entry){ .index = index };
+	return (uint64_t *)&k->msrs[k->nmsrs++].data;
+}
 
 /* A KVM object: a memfd, so that mmap of a vCPU's kvm_run works. */
 static int fake_fd(void)
@@ -68,8 +147,9 @@ int __wrap_close(int fd)
 {
 	if (fd >= 0 && fd < MAX_FDS && fake[fd]) {
 		fake[fd] = false;
-		free(cpuid_set[fd]);
-		cpuid_set[fd] = NULL;
+		free(given_cpuid[fd]);
+		given_cpuid[fd] = NULL;
+		kept_free(fd);
 	}
 	return __real_close(fd);
 }
@@ -89,34 +169,25 @@ static void give(void *p, size_t n)
 	memset(p, 0, n);
 }
 
-/* KVM_GET_SUPPORTED_CPUID: this CPU's leaves, as a KVM would pass them. */
+/* KVM_GET_SUPPORTED_CPUID: a recorded host's (tests/unit/cpu_fixture.h,
+ * the kvm_pvm host), not this machine's: the seeds must load on any CPU. */
 static int supported_cpuid(struct kvm_cpuid2 *c)
 {
-	struct kvm_cpuid_entry2 e[MAX_CPUID];
-	unsigned n = 0;
-	unsigned a, b, cx, d;
-	static const unsigned bases[] = { 0, 0x80000000u };
-	for (unsigned k = 0; k < 2; k++) {
-		unsigned base = bases[k];
-		__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cx), "=d"(d) : "a"(base), "c"(0));
-		unsigned max = a < base + 0x20 ? a : base + 0x20;
-		for (unsigned f = base; f <= max && n < MAX_CPUID - 8; f++) {
-			bool indexed = f == 4 || f == 7 || f == 0xb || f == 0xd || f == 0x1f;
-			for (unsigned i = 0; i < (indexed ? 4u : 1u); i++) {
-				__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cx), "=d"(d) : "a"(f), "c"(i));
-				e[n++] = (struct kvm_cpuid_entry2){ .function = f, .index = i, .eax = a, .ebx = b,
-					.ecx = cx, .edx = d, .flags = indexed ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0 };
-			}
-		}
-	}
+	(void)fx_rich;
+	struct kvm_cpuid2 *host = fx_pvm_host();
+	if (!host)
+		abort();
 	take(c, sizeof(*c));
+	unsigned n = host->nent;
 	if (c->nent < n) {
 		c->nent = n;
+		free(host);
 		errno = E2BIG;
 		return -1;
 	}
 	c->nent = n;
-	memcpy(c->entries, e, n * sizeof(e[0]));
+	memcpy(c->entries, host->entries, n * sizeof(c->entries[0]));
+	free(host);
 	return 0;
 }
 
@@ -157,19 +228,22 @@ static int vcpu_ioctl(int fd, unsigned long req, void *arg)
 		if (!copy)
 			abort();
 		memcpy(copy, c, sizeof(*c) + c->nent * sizeof(c->entries[0]));
-		free(cpuid_set[fd]);
-		cpuid_set[fd] = copy;
+		free(given_cpuid[fd]);
+		given_cpuid[fd] = copy;
 		return 0;
 	}
 	case KVM_GET_CPUID2: {
-		struct kvm_cpuid2 *c = arg, *have = cpuid_set[fd];
+		/* Linux before 6.5 leaves nent alone on success (odd
+		 * descriptors here), later ones set it (even). */
+		struct kvm_cpuid2 *c = arg, *have = given_cpuid[fd];
 		take(c, sizeof(*c));
 		unsigned n = have ? have->nent : 0;
 		if (c->nent < n) {
 			errno = E2BIG;
 			return -1;
 		}
-		c->nent = n;
+		if (!(fd & 1))
+			c->nent = n;
 		if (n)
 			memcpy(c->entries, have->entries, n * sizeof(c->entries[0]));
 		return 0;
@@ -182,16 +256,29 @@ static int vcpu_ioctl(int fd, unsigned long req, void *arg)
 			return -1;
 		}
 		take(m->entries, m->nmsrs * sizeof(m->entries[0]));
-		if (req == KVM_GET_MSRS)
-			for (unsigned i = 0; i < m->nmsrs; i++)
-				m->entries[i].data = 0;
+		for (unsigned i = 0; i < m->nmsrs; i++) {
+			uint64_t *d = kept_msr(fd, m->entries[i].index);
+			if (!d)
+				return (int)i;
+			if (req == KVM_GET_MSRS)
+				m->entries[i].data = *d;
+			else
+				*d = m->entries[i].data;
+		}
 		return (int)m->nmsrs;
 	}
-	case KVM_SET_XSAVE:
+	case KVM_SET_XSAVE: {
 		take(arg, FAKE_XSAVE);
+		struct kept *k = kept_of(fd);
+		if (!k->xsave && !(k->xsave = malloc(FAKE_XSAVE)))
+			abort();
+		memcpy(k->xsave, arg, FAKE_XSAVE);
 		return 0;
+	}
 	case KVM_GET_XSAVE: case KVM_GET_XSAVE2:
 		give(arg, FAKE_XSAVE);
+		if (kept_of(fd)->xsave)
+			memcpy(arg, kept[fd]->xsave, FAKE_XSAVE);
 		return 0;
 	case KVM_SET_NESTED_STATE: {
 		/* KVM reads the header, then up to `size` bytes (VMCS12 and its
@@ -203,17 +290,26 @@ static int vcpu_ioctl(int fd, unsigned long req, void *arg)
 			return -1;
 		}
 		take(ns, ns->size);
+		struct kept *k = kept_of(fd);
+		free(k->nested);
+		if (!(k->nested = malloc(ns->size)))
+			abort();
+		memcpy(k->nested, ns, ns->size);
 		return 0;
 	}
 	case KVM_GET_NESTED_STATE: {
-		struct kvm_nested_state *ns = arg;
+		struct kvm_nested_state *ns = arg, *have = (struct kvm_nested_state *)kept_of(fd)->nested;
 		take(ns, sizeof(*ns));
-		if (ns->size < sizeof(*ns)) {
+		uint32_t n = have ? have->size : sizeof(*ns);
+		if (ns->size < n) {
+			ns->size = n;
 			errno = E2BIG;
 			return -1;
 		}
-		give(ns, sizeof(*ns));
-		ns->size = sizeof(*ns);
+		give(ns, n);
+		if (have)
+			memcpy(ns, have, n);
+		ns->size = n;
 		return 0;
 	}
 	case KVM_GET_TSC_KHZ:
@@ -274,6 +370,8 @@ static int fake_ioctl(int fd, unsigned long req, void *arg)
 	size_t n = _IOC_SIZE(req);
 	if (n && (_IOC_DIR(req) & _IOC_WRITE))
 		take(arg, n);
+	if (kept_pair(fd, req, arg))
+		return 0;
 	if (n && (_IOC_DIR(req) & _IOC_READ))
 		give(arg, n);
 	return 0;
@@ -377,7 +475,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct state_buf b = { .data = copy, .len = size };
 	char err[512];
 	memset(&vm, 0, sizeof(vm));
-	if (vm_restore_load(&rs, state_buf_source(&b), false, err, sizeof(err)) == 0) {
+	int r = vm_restore_load(&rs, state_buf_source(&b), false, err, sizeof(err));
+	/* FUZZ_STREAM_VERBOSE=1: what each input came to (are the seeds
+	 * still loaded whole?). */
+	if (getenv("FUZZ_STREAM_VERBOSE"))
+		fprintf(stderr, "fuzz_stream: %s\n", r ? err : "loaded");
+	if (r == 0) {
 		/* Whatever loaded must save again. */
 		struct state_buf out = { 0 };
 		struct state_writer w;

@@ -3,9 +3,10 @@
 # at CPL3 meanwhile: after a restore or a migration the guest itself checks
 # every page against its version table, its running checksum, its vCPUs and
 # its timer (exit status 1 = all passed). Both dirty-tracking backends, UNIX
-# and TCP, diff snapshots, throttling, and every failure case: the
-# destination killed, the link cut, a corrupt stream, nobody listening, a
-# corrupt snapshot. The source must go on unharmed in each.
+# and TCP, diff snapshots, throttling, --cpu host and a named model
+# (x86-64-v2), and every failure case: the destination killed, the link
+# cut, a corrupt stream, nobody listening, a corrupt snapshot, a
+# destination of another CPU model. The source must go on unharmed in each.
 source "$(dirname "$0")/lib.sh"
 
 CHECKS=(
@@ -16,6 +17,11 @@ CHECKS=(
 	"migrate tcp ring: completed" "migrate tcp ring: guest verifies"
 	"migrate tcp bitmap 2 vCPUs: guest verifies" "migrate unix ring 2 vCPUs: guest verifies"
 	"migrate throttled: converges" "migrate throttled: guest verifies"
+	"x86-64-v2: restore (bitmap): guest verifies" "x86-64-v2: restore (ring) 2 vCPUs: guest verifies"
+	"x86-64-v2: migrate unix bitmap to --cpu x86-64-v2: guest verifies"
+	"x86-64-v2: migrate tcp ring 2 vCPUs: guest verifies"
+	"fail: another CPU model: refused before any RAM" "fail: another CPU model: destination says why"
+	"fail: another CPU model: source unharmed" "fail: restore as another CPU model: refused"
 	"fail: a host name: refused" "fail: nobody listening: reported" "fail: nobody listening: source unharmed"
 	"fail: destination killed: reported" "fail: destination killed: source unharmed"
 	"fail: link cut: reported" "fail: link cut: destination exits with an error" "fail: link cut: source unharmed"
@@ -34,11 +40,12 @@ show() { sed 's/^/#   /' "$1" | tail -n "${2:-15}"; }
 PORT=$((20000 + $$ % 20000))
 MEM=128M
 
-# start_src NAME BACKEND CPUS RATE SECONDS [EXTRA]: a source VM with its socket
+# start_src NAME BACKEND CPUS RATE SECONDS: a source VM with its socket, of
+# CPU model $CPU (default host)
 start_src() {
 	local name=$1 be=$2 cpus=$3 rate=$4 secs=$5
 	rm -f "$TMP/$name.sock"
-	"$EMBER" run --kernel "$K" --memory $MEM --cpus "$cpus" --debug-exit --dirty-tracking "$be" \
+	"$EMBER" run --kernel "$K" --memory $MEM --cpus "$cpus" --cpu "${CPU:-host}" --debug-exit --dirty-tracking "$be" \
 		--cmdline "rate=$rate seconds=$secs cpus=$cpus" --api-socket "$TMP/$name.sock" \
 		</dev/null >"$TMP/$name.out" 2>&1 &
 	SRC_PID=$!
@@ -80,10 +87,12 @@ run_vm "$TMP/r2.out" 120 --restore "$TMP/snapR" --dirty-tracking ring
 guest_ok "restore (ring): guest verifies" "$RC" "$TMP/r2.out"
 
 # ---- live migration ---------------------------------------------------------------------
-# migrate NAME BACKEND CPUS RATE URI_DST URI_SRC [ctl args...]: sets DRC, CTL_RC
+# migrate NAME BACKEND CPUS RATE URI_DST URI_SRC [ctl args...]: sets DRC, CTL_RC;
+# $DST_ARGS go to the destination
 migrate() {
 	local name=$1 be=$2 cpus=$3 rate=$4 dst=$5 src=$6; shift 6
-	"$EMBER" run --incoming "$dst" --dirty-tracking "$be" </dev/null >"$TMP/$name.dst" 2>&1 &
+	# shellcheck disable=SC2086
+	"$EMBER" run --incoming "$dst" --dirty-tracking "$be" ${DST_ARGS:-} </dev/null >"$TMP/$name.dst" 2>&1 &
 	local dpid=$!
 	sleep 0.3
 	start_src "$name" "$be" "$cpus" "$rate" "${SECS:-3}"
@@ -107,6 +116,37 @@ SECS=12 migrate m5 ring 1 200 "unix:$TMP/m5.mig" "unix:$TMP/m5.mig" --bandwidth 
 if grep -q "^completed:" "$TMP/m5.ctl" && grep -q "(throttled)" "$TMP/m5.ctl"; then pass "migrate throttled: converges"
 else fail "migrate throttled: converges" "ctl exit $CTL_RC"; show "$TMP/m5.ctl"; fi
 guest_ok "migrate throttled: guest verifies" "$DRC" "$TMP/m5.dst"
+
+# ---- a named CPU model -------------------------------------------------------------------------
+CPU=x86-64-v2 start_src v1 bitmap 1 100 3
+"$EMBER" ctl "$TMP/v1.sock" snapshot "$TMP/snapV" >/dev/null 2>&1
+wait_rc $SRC_PID
+run_vm "$TMP/rv1.out" 120 --restore "$TMP/snapV"
+guest_ok "x86-64-v2: restore (bitmap): guest verifies" "$RC" "$TMP/rv1.out"
+CPU=x86-64-v2 start_src v2 ring 2 100 3
+"$EMBER" ctl "$TMP/v2.sock" snapshot "$TMP/snapV2" >/dev/null 2>&1
+wait_rc $SRC_PID
+run_vm "$TMP/rv2.out" 120 --restore "$TMP/snapV2" --dirty-tracking ring
+guest_ok "x86-64-v2: restore (ring) 2 vCPUs: guest verifies" "$RC" "$TMP/rv2.out"
+CPU=x86-64-v2 DST_ARGS="--cpu x86-64-v2" migrate mv1 bitmap 1 100 "unix:$TMP/mv1.mig" "unix:$TMP/mv1.mig"
+guest_ok "x86-64-v2: migrate unix bitmap to --cpu x86-64-v2: guest verifies" "$DRC" "$TMP/mv1.dst"
+CPU=x86-64-v2 migrate mv2 ring 2 200 "tcp:127.0.0.1:$((PORT + 2))" "tcp:127.0.0.1:$((PORT + 2))"
+guest_ok "x86-64-v2: migrate tcp ring 2 vCPUs: guest verifies" "$DRC" "$TMP/mv2.dst"
+
+# A destination of another CPU model refuses the "vm" section, the first:
+# the source hears it before it sends a page (no pass starts).
+DST_ARGS="--cpu x86-64-v2" migrate mx bitmap 1 100 "unix:$TMP/mx.mig" "unix:$TMP/mx.mig"
+if [ "$CTL_RC" != 0 ] && grep -q "migration failed: the destination refused the stream: section vm\[0\]: the VM runs --cpu host, another CPU model than --cpu x86-64-v2" "$TMP/mx.ctl" &&
+   ! grep -q "^pass " "$TMP/mx.ctl"; then pass "fail: another CPU model: refused before any RAM"
+else fail "fail: another CPU model: refused before any RAM" "ctl exit $CTL_RC"; show "$TMP/mx.ctl"; fi
+if [ "$DRC" = 2 ] && grep -q "^ember: error: incoming migration refused: section vm\[0\]: .*another CPU model.*(it has " "$TMP/mx.dst"
+then pass "fail: another CPU model: destination says why"
+else fail "fail: another CPU model: destination says why" "exit $DRC"; show "$TMP/mx.dst"; fi
+guest_ok "fail: another CPU model: source unharmed" "$SRC_RC" "$TMP/mx.out"
+run_vm "$TMP/rx.out" 60 --restore "$TMP/snapA" --cpu x86-64-v2
+if [ "$RC" = 2 ] && grep -q "^ember: error: --restore .*section vm\[0\]: the VM runs --cpu host, another CPU model" "$TMP/rx.out"
+then pass "fail: restore as another CPU model: refused"
+else fail "fail: restore as another CPU model: refused" "exit $RC"; show "$TMP/rx.out"; fi
 
 # ---- failures: the source goes on ----------------------------------------------------------
 start_src f1 bitmap 1 100 3

@@ -135,9 +135,30 @@ static void test_run_bad(void **state)
 			       ARGS("--kernel", "/dev/null", "--on-reboot", "maybe")), EXIT_USAGE);
 }
 
+/* With --incoming/--restore the machine is the state's; --cpu there names
+ * the model that VM must have. */
+static void test_from_state(void **state)
+{
+	struct vm_config cfg;
+	assert_int_equal(parse(&cfg, NARGS("--incoming", "unix:/tmp/x.mig"), ARGS("--incoming", "unix:/tmp/x.mig")), 0);
+	assert_true(cfg.from_state);
+	assert_null(cfg.expect_cpu);
+	assert_int_equal(parse(&cfg, NARGS("--incoming", "unix:/tmp/x.mig", "--cpu", "x86-64-v2"),
+			       ARGS("--incoming", "unix:/tmp/x.mig", "--cpu", "x86-64-v2")), 0);
+	assert_string_equal(cfg.expect_cpu, "x86-64-v2");
+	assert_int_equal(parse(&cfg, NARGS("--incoming", "unix:/tmp/x.mig", "--cpu", "pentium9"),
+			       ARGS("--incoming", "unix:/tmp/x.mig", "--cpu", "pentium9")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--incoming", "unix:/tmp/x.mig", "--cpus", "2"),
+			       ARGS("--incoming", "unix:/tmp/x.mig", "--cpus", "2")), EXIT_USAGE);
+	assert_int_equal(parse(&cfg, NARGS("--kernel", "/dev/null", "--cpu", "x86-64-v2"),
+			       ARGS("--kernel", "/dev/null", "--cpu", "x86-64-v2")), 0);
+	assert_null(cfg.expect_cpu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_from_state),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_run_good),

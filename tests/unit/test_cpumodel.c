@@ -137,6 +137,37 @@ static void test_supported_check(void **state)
 	free(amd);
 }
 
+/* Same model or not: vendor, signature, named features; not the bits the
+ * topology or KVM set per vCPU. */
+static void test_model_diff(void **state)
+{
+	struct kvm_cpuid2 *sup = fx_rich(true);
+	struct cpu_model v2, host;
+	assert_int_equal(build(&v2, "x86-64-v2", sup, "kvm_amd", false), 0);
+	assert_int_equal(build(&host, "host", sup, "kvm_amd", false), 0);
+	assert_int_equal(cpumodel_diff(v2.cpuid, v2.cpuid, err, sizeof(err)), 0);
+	struct kvm_cpuid2 *vcpu3 = cpuid_for_vcpu(v2.cpuid, 3, 4);
+	cpuid_set(vcpu3, F_OSXSAVE);
+	assert_int_equal(cpumodel_diff(vcpu3, v2.cpuid, err, sizeof(err)), 0);
+	assert_int_equal(cpumodel_diff(host.cpuid, v2.cpuid, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "it has "));
+	assert_non_null(strstr(err, "avx2"));
+	assert_null(strstr(err, "it lacks"));
+	assert_int_equal(cpumodel_diff(v2.cpuid, host.cpuid, err, sizeof(err)), 1);
+	assert_true(strncmp(err, "it lacks ", 9) == 0);
+	cpuid_entry(vcpu3, 1, 0)->eax ^= 0x10;
+	assert_int_equal(cpumodel_diff(vcpu3, v2.cpuid, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "signature"));
+	struct kvm_cpuid2 *intel = fx_rich(false);
+	assert_int_equal(cpumodel_diff(intel, sup, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "GenuineIntel, not AuthenticAMD"));
+	free(intel);
+	free(vcpu3);
+	cpumodel_free(&v2);
+	cpumodel_free(&host);
+	free(sup);
+}
+
 static void test_topology(void **state)
 {
 	struct kvm_cpuid2 *sup = fx_rich(true);
@@ -166,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_named_model_missing_features),
 		cmocka_unit_test(test_host_and_flags),
 		cmocka_unit_test(test_supported_check),
+		cmocka_unit_test(test_model_diff),
 		cmocka_unit_test(test_topology),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

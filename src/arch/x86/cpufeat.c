@@ -1,6 +1,7 @@
 /* The feature-name table and the feature dependency table. */
 #include "arch/x86/cpufeat.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,4 +151,122 @@ struct kvm_cpuid2 *cpuid_dup(const struct kvm_cpuid2 *c, unsigned extra)
 	if (d)
 		memcpy(d, c, cpuid_size(c->nent));
 	return d;
+}
+
+static const struct {
+	uint32_t leaf, subleaf;
+	uint8_t reg;
+	uint32_t mask;
+} runtime_fields[] = {
+	{ 0x1, 0, ECX, 1u << 27 },   /* OSXSAVE = CR4.OSXSAVE */
+	{ 0x1, 0, EDX, 1u << 9 },    /* APIC = APIC_BASE.EN */
+	{ 0x7, 0, ECX, 1u << 4 },    /* OSPKE = CR4.PKE */
+	{ 0xd, 0, EBX, ~0u },        /* XSAVE size for XCR0 */
+	{ 0xd, 1, EBX, ~0u },        /* XSAVES/XSAVEC size for XCR0 | XSS */
+};
+
+uint32_t cpuid_runtime_mask(uint32_t leaf, uint32_t subleaf, unsigned reg)
+{
+	uint32_t m = 0;
+	for (size_t i = 0; i < sizeof(runtime_fields) / sizeof(runtime_fields[0]); i++)
+		if (runtime_fields[i].leaf == leaf && runtime_fields[i].subleaf == subleaf &&
+		    runtime_fields[i].reg == reg)
+			m |= runtime_fields[i].mask;
+	return m;
+}
+
+bool cpufeat_is_runtime(int f)
+{
+	const struct cpu_feature *d = &cpu_features[f];
+	return cpuid_runtime_mask(d->leaf, d->subleaf, d->reg) >> d->bit & 1;
+}
+
+/* The entry for exactly (function, index): both sides of a comparison list
+ * the subleaves they have, whether or not the index is significant. */
+static const struct kvm_cpuid_entry2 *exact_entry(const struct kvm_cpuid2 *c, uint32_t function, uint32_t index)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == function && c->entries[i].index == index)
+			return &c->entries[i];
+	return NULL;
+}
+
+int cpuid_find_duplicate(const struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (exact_entry(c, c->entries[i].function, c->entries[i].index) != &c->entries[i])
+			return (int)i;
+	return -1;
+}
+
+static void put_entry(char *buf, size_t len, const char *side, const struct kvm_cpuid_entry2 *e)
+{
+	size_t used = strlen(buf);
+	if (!e)
+		snprintf(buf + used, len - used, "%s: none", side);
+	else
+		snprintf(buf + used, len - used, "%s: flags %#x eax %08x ebx %08x ecx %08x edx %08x", side,
+			 e->flags, e->eax, e->ebx, e->ecx, e->edx);
+}
+
+/* " (ecx: osxsave; edx: apic)": the named features whose bits differ. */
+static void put_feature_names(char *buf, size_t len, const struct kvm_cpuid_entry2 *a,
+			      const struct kvm_cpuid_entry2 *b, const uint32_t masks[4])
+{
+	static const char regname[4][4] = { "eax", "ebx", "ecx", "edx" };
+	char names[256] = "";
+	for (unsigned reg = EAX; reg <= EDX; reg++) {
+		uint32_t x = (*cpuid_reg_ptr((struct kvm_cpuid_entry2 *)a, reg) ^
+			      *cpuid_reg_ptr((struct kvm_cpuid_entry2 *)b, reg)) & masks[reg];
+		bool first = true;
+		for (int f = 0; f < F_COUNT && x; f++) {
+			const struct cpu_feature *d = &cpu_features[f];
+			if (d->leaf != a->function || d->subleaf != a->index || d->reg != reg || !(x >> d->bit & 1))
+				continue;
+			size_t used = strlen(names);
+			if (first)
+				snprintf(names + used, sizeof(names) - used, "%s%s: %s", used ? "; " : "",
+					 regname[reg], d->name);
+			else
+				snprintf(names + used, sizeof(names) - used, " %s", d->name);
+			first = false;
+		}
+	}
+	if (names[0]) {
+		size_t used = strlen(buf);
+		snprintf(buf + used, len - used, " (%s)", names);
+	}
+}
+
+int cpuid_diff(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *shown, bool with_runtime,
+	       char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (unsigned pass = 0; pass < 2; pass++) {
+		const struct kvm_cpuid2 *c = pass ? shown : saved, *other = pass ? saved : shown;
+		for (unsigned i = 0; i < c->nent; i++) {
+			const struct kvm_cpuid_entry2 *e = &c->entries[i];
+			const struct kvm_cpuid_entry2 *o = exact_entry(other, e->function, e->index);
+			const struct kvm_cpuid_entry2 *s = pass ? o : e, *h = pass ? e : o;
+			uint32_t masks[4];
+			bool same = o && o->flags == e->flags;
+			for (unsigned reg = EAX; reg <= EDX; reg++) {
+				masks[reg] = with_runtime ? ~0u : ~cpuid_runtime_mask(e->function, e->index, reg);
+				if (o && (*cpuid_reg_ptr((struct kvm_cpuid_entry2 *)e, reg) ^
+					  *cpuid_reg_ptr((struct kvm_cpuid_entry2 *)o, reg)) & masks[reg])
+					same = false;
+			}
+			if (same)
+				continue;
+			snprintf(buf, len, "CPUID %#x.%u: ", e->function, e->index);
+			put_entry(buf, len, "saved", s);
+			size_t used = strlen(buf);
+			snprintf(buf + used, len - used, "; ");
+			put_entry(buf, len, "shown", h);
+			if (s && h)
+				put_feature_names(buf, len, s, h, masks);
+			return 1;
+		}
+	}
+	return 0;
 }

@@ -45,6 +45,29 @@ void cpuid_clear_with_dependents(struct kvm_cpuid2 *c, int f);
 /* The first feature f needs that c lacks, F_NONE when all are there. */
 int cpufeat_missing_dependency(const struct kvm_cpuid2 *c, int f);
 
+/* The bits of CPUID.leaf.subleaf's register `reg` that KVM rewrites
+ * from the vCPU's own state whenever that state changes (Linux 6.1
+ * arch/x86/kvm/cpuid.c __kvm_update_cpuid_runtime: leaf 1 ECX.OSXSAVE
+ * from CR4, EDX.APIC from APIC_BASE, leaf 7.0 ECX.OSPKE from CR4, 0xD.0
+ * and 0xD.1 EBX the XSAVE area sizes for XCR0 and XCR0|XSS; KVM's own
+ * selftest cpuid_test.c masks the same fields). 0 for a field KVM keeps
+ * as given. */
+uint32_t cpuid_runtime_mask(uint32_t leaf, uint32_t subleaf, unsigned reg);
+/* Whether feature f is one of those bits. */
+bool cpufeat_is_runtime(int f);
+
+/* Compares two CPUIDs entry by entry: the same (function, index) pairs,
+ * the same flags and registers; with_runtime false leaves out
+ * cpuid_runtime_mask(). 0 when they agree; else 1, and buf says which
+ * entry differs with both sides in full ("CPUID 0x1.0: saved flags 0 eax
+ * ... edx ...; shown ... (ecx: osxsave)", "shown: none" when one side
+ * lacks it). Pure. */
+int cpuid_diff(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *shown, bool with_runtime,
+	       char *buf, size_t len);
+/* The first (function, index) pair c lists twice, as an index into
+ * c->entries, or -1. */
+int cpuid_find_duplicate(const struct kvm_cpuid2 *c);
+
 /* Size in bytes of a struct kvm_cpuid2 with n entries. */
 size_t cpuid_size(unsigned n);
 /* A copy (malloc) of c, with room for `extra` more entries. */

@@ -18,8 +18,10 @@
 	F_KVMCLOCK, F_KVM_NOPIODELAY, F_KVMCLOCK2, F_KVM_ASYNCPF, F_KVM_ASYNCPF_INT, \
 	F_KVM_STEAL_TIME, F_KVM_PV_EOI, F_KVM_PV_UNHALT, F_KVMCLOCK_STABLE_BIT
 /* The x86-64 psABI levels (x86-64-ABI, "Micro-Architecture Levels"), with
- * the leaf-1 basics every x86-64 CPU has. */
-#define LEVEL1 F_FPU, F_VME, F_DE, F_PSE, F_TSC, F_MSR, F_PAE, F_MCE, F_CX8, F_APIC, \
+ * the leaf-1 basics 64-bit kernels use. Not VME: virtual-8086 mode does not
+ * exist in long mode, the psABI does not list it, and a host CPU without it
+ * (QEMU's TCG, so the nested SVM test host) could run no model at all. */
+#define LEVEL1 F_FPU, F_DE, F_PSE, F_TSC, F_MSR, F_PAE, F_MCE, F_CX8, F_APIC, \
 	F_SEP, F_MTRR, F_PGE, F_MCA, F_CMOV, F_PAT, F_PSE36, F_CLFLUSH, F_MMX, F_FXSR, \
 	F_SSE, F_SSE2, F_SYSCALL, F_NX, F_LM
 #define LEVEL2 F_CX16, F_LAHF_LM, F_POPCNT, F_PNI, F_SSE4_1, F_SSE4_2, F_SSSE3
@@ -367,8 +369,12 @@ int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cp
 			     char *err, size_t errlen)
 {
 	char missing[256] = "";
+	/* Not KVM's to support: the hypervisor bit, the topology bits Ember
+	 * writes per vCPU (cpuid.c: HTT and CmpLegacy with --cpus > 1), the
+	 * bits KVM derives from the vCPU's state (cpuid_runtime_mask). */
 	for (int f = 0; f < F_COUNT; f++)
-		if (cpuid_has(guest, f) && !cpuid_has(supported, f) && f != F_HYPERVISOR)
+		if (cpuid_has(guest, f) && !cpuid_has(supported, f) && f != F_HYPERVISOR && f != F_HT &&
+		    f != F_CMP_LEGACY && !cpufeat_is_runtime(f))
 			list_add(missing, sizeof(missing), cpu_features[f].name);
 	char gv[13], sv[13];
 	cpuid_vendor(guest, gv);
@@ -378,4 +384,28 @@ int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cp
 	if (missing[0])
 		return errf(err, errlen, "this host's KVM cannot provide %s", missing);
 	return 0;
+}
+
+int cpumodel_diff(const struct kvm_cpuid2 *a, const struct kvm_cpuid2 *b, char *err, size_t errlen)
+{
+	char va[13], vb[13];
+	cpuid_vendor(a, va);
+	cpuid_vendor(b, vb);
+	if (strcmp(va, vb))
+		return errf(err, errlen, "%s, not %s", va, vb), 1;
+	const struct kvm_cpuid_entry2 *sa = cpuid_entry(a, 1, 0), *sb = cpuid_entry(b, 1, 0);
+	uint32_t siga = sa ? sa->eax : 0, sigb = sb ? sb->eax : 0;
+	if (siga != sigb)
+		return errf(err, errlen, "signature (family, model, stepping) %#x, not %#x", siga, sigb), 1;
+	char only_a[512] = "", only_b[512] = "";
+	for (int f = 0; f < F_COUNT; f++) {
+		if (f == F_HT || f == F_CMP_LEGACY || cpufeat_is_runtime(f) || cpuid_has(a, f) == cpuid_has(b, f))
+			continue;
+		list_add(cpuid_has(a, f) ? only_a : only_b, sizeof(only_a), cpu_features[f].name);
+	}
+	if (!only_a[0] && !only_b[0])
+		return 0;
+	errf(err, errlen, "%s%s%s%s%s", only_a[0] ? "it has " : "", only_a, only_a[0] && only_b[0] ? "; " : "",
+	     only_b[0] ? "it lacks " : "", only_b);
+	return 1;
 }

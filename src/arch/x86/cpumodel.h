@@ -45,6 +45,13 @@ void cpumodel_free(struct cpu_model *m);
 int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cpuid2 *supported,
 			     char *err, size_t errlen);
 
+/* Whether guest CPU `a` is the model `b` is: vendor, family/model/stepping
+ * and every named feature but the per-vCPU topology bits (ht, cmp_legacy)
+ * and those KVM derives from the vCPU's state (cpuid_runtime_mask). 0
+ * when they are; 1 with "it has avx avx2; it lacks pku" (a against b) in
+ * err. Pure. */
+int cpumodel_diff(const struct kvm_cpuid2 *a, const struct kvm_cpuid2 *b, char *err, size_t errlen);
+
 /* Model names and one-line descriptions, NULL-terminated. */
 struct cpumodel_info { const char *name, *desc; };
 const struct cpumodel_info *cpumodel_list(void);

@@ -53,19 +53,68 @@ static void scratch_close(struct scratch *s)
 	s->vm = s->vcpu = -1;
 }
 
+static int get_cpuid2(int vcpu_fd, struct kvm_cpuid2 *c, unsigned nent)
+{
+	c->nent = nent;
+	return ioctl(vcpu_fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
+}
+
+struct kvm_cpuid2 *cpuid_vcpu_get(int vcpu_fd)
+{
+	for (unsigned n = 256; n <= 4096; n *= 4) {
+		struct kvm_cpuid2 *c = calloc(1, cpuid_size(n));
+		if (!c)
+			return NULL;
+		int r = get_cpuid2(vcpu_fd, c, n);
+		if (r == -E2BIG) {
+			free(c);
+			continue;
+		}
+		if (r) {
+			free(c);
+			errno = -r;
+			return NULL;
+		}
+		/* Linux before 6.5 ("KVM: x86: Update number of entries for
+		 * KVM_GET_CPUID2 on success, not failure") leaves nent as the
+		 * caller gave it: the entries past the vCPU's own are the
+		 * caller's zeros (6.1 on SVM: 256 entries, most of them
+		 * "0.0 = 0 0 0 0", went into snapshots as the guest's CPUID).
+		 * A later KVM sets nent: smaller than asked for, it is the
+		 * count. Equal, it is the count or the old behaviour: every KVM
+		 * refuses a nent below the vCPU's count with E2BIG and accepts
+		 * it from there, so the smallest accepted nent is the count
+		 * (the entries are all in c already). */
+		if (c->nent == n) {
+			unsigned lo = 0, hi = n;
+			while (lo < hi && !r) {
+				unsigned mid = lo + (hi - lo) / 2;
+				r = get_cpuid2(vcpu_fd, c, mid);
+				if (!r && c->nent < mid)
+					hi = c->nent;
+				else if (!r)
+					hi = mid;
+				else if (r == -E2BIG)
+					lo = mid + 1, r = 0;
+			}
+			if (r) {
+				free(c);
+				errno = -r;
+				return NULL;
+			}
+			c->nent = hi;
+		}
+		return c;
+	}
+	errno = E2BIG;
+	return NULL;
+}
+
 struct kvm_cpuid2 *cpuid_effective(int vcpu_fd, const struct kvm_cpuid2 *c)
 {
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
 		return NULL;
-	struct kvm_cpuid2 *got = calloc(1, cpuid_size(c->nent + 16));
-	if (!got)
-		return NULL;
-	got->nent = c->nent + 16;
-	if (ioctl(vcpu_fd, KVM_GET_CPUID2, got) < 0) {
-		free(got);
-		return NULL;
-	}
-	return got;
+	return cpuid_vcpu_get(vcpu_fd);
 }
 
 /* Features KVM shows the guest although the CPUID given lacked them. */
@@ -191,6 +240,27 @@ fail:
 	if (s.vm >= 0)
 		scratch_close(&s);
 	guest_cpu_free(g);
+	return r;
+}
+
+int guest_cpu_check_cpuid(struct guest_cpu *g, int vcpu_fd, const struct kvm_cpuid2 *cpuid, char *err,
+			  size_t errlen)
+{
+	int r = cpumodel_check_supported(cpuid, g->host.supported, err, errlen);
+	if (r)
+		return r;
+	struct kvm_cpuid2 *got = cpuid_effective(vcpu_fd < 0 ? g->scratch_vcpu : vcpu_fd, cpuid);
+	if (!got) {
+		r = -errno ? -errno : -EINVAL;
+		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(-r));
+		return r;
+	}
+	char diff[400];
+	if (cpuid_diff(cpuid, got, false, diff, sizeof(diff))) {
+		snprintf(err, errlen, "this host's KVM shows the CPUID differently than the saved guest saw it: %s", diff);
+		r = -EINVAL;
+	}
+	free(got);
 	return r;
 }
 

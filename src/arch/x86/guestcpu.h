@@ -32,12 +32,23 @@ struct guest_cpu {
  * error), or another -errno (message in err too). */
 int guest_cpu_init(struct guest_cpu *g, int kvm_fd, const char *backend, const char *spec,
 		   char *err, size_t errlen);
+/* Whether this host's KVM gives a guest exactly `cpuid` (a saved one):
+ * every feature supported, and KVM_SET_CPUID2 on vcpu_fd (-1: the scratch
+ * vCPU) then KVM_GET_CPUID2 shows it unchanged but for the fields KVM
+ * derives from the vCPU's state (cpuid_runtime_mask). 0, or -errno with
+ * the first difference, both entries in full, in err. */
+int guest_cpu_check_cpuid(struct guest_cpu *g, int vcpu_fd, const struct kvm_cpuid2 *cpuid, char *err,
+			  size_t errlen);
 /* Replaces the model's CPUID (e.g. from a snapshot) after checking KVM can
  * provide it; recomputes the MSR list. 0 or -EINVAL with err. */
 int guest_cpu_replace_cpuid(struct guest_cpu *g, const struct kvm_cpuid2 *cpuid, char *err,
 			    size_t errlen);
 void guest_cpu_free(struct guest_cpu *g);
 
+/* KVM_GET_CPUID2: the vCPU's CPUID (malloc) with nent the number of
+ * entries KVM really has, also from a KVM that does not report it (before
+ * Linux 6.5). NULL with errno. */
+struct kvm_cpuid2 *cpuid_vcpu_get(int vcpu_fd);
 /* KVM_SET_CPUID2 then KVM_GET_CPUID2: the CPUID the guest will really
  * see (malloc), NULL with errno when KVM refuses it. */
 struct kvm_cpuid2 *cpuid_effective(int vcpu_fd, const struct kvm_cpuid2 *c);

@@ -16,6 +16,8 @@
 #define MSR_IA32_TSC_DEADLINE   0x6e0
 #define MSR_IA32_UMWAIT_CONTROL 0xe1
 #define MSR_IA32_MCG_CAP        0x179
+#define MSR_IA32_SYSENTER_ESP   0x175
+#define MSR_IA32_SYSENTER_EIP   0x176
 #define MCG_CTL_P               (1ull << 8)
 #define EMBER_MCE_BANKS         10
 

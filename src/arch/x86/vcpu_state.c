@@ -133,32 +133,19 @@ static int save_fpu(struct vcpu *v, const struct guest_cpu *g, struct state_writ
 
 static int save_cpuid(struct vcpu *v, struct state_writer *w)
 {
-	for (unsigned n = 256; n <= 4096; n *= 4) {
-		struct kvm_cpuid2 *c = calloc(1, cpuid_size(n));
-		if (!c)
-			return -ENOMEM;
-		c->nent = n;
-		if (ioctl(v->fd, KVM_GET_CPUID2, c) == 0) {
-			state_put_blob(w, T_CPUID, c->entries, c->nent * sizeof(c->entries[0]));
-			free(c);
-			return 0;
-		}
-		int err = errno;
-		free(c);
-		if (err != E2BIG) {
-			errno = err;
-			return kvm_err("KVM_GET_CPUID2");
-		}
-	}
-	return -E2BIG;
+	struct kvm_cpuid2 *c = cpuid_vcpu_get(v->fd);
+	if (!c)
+		return kvm_err("KVM_GET_CPUID2");
+	state_put_blob(w, T_CPUID, c->entries, c->nent * sizeof(c->entries[0]));
+	free(c);
+	return 0;
 }
 
-int vcpu_state_save(struct vcpu *v, struct state_writer *w)
+/* The fields of the section, in order. */
+static int save_fields(struct vcpu *v, struct state_writer *w)
 {
 	struct guest_cpu *g = &v->vm->cpu;
-	int r = state_begin_section(w, VCPU_STATE_SECTION, v->index, VCPU_STATE_VERSION);
-	if (r)
-		return r;
+	int r;
 	if ((r = save_cpuid(v, w)))
 		return r;
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
@@ -257,7 +244,15 @@ int vcpu_state_save(struct vcpu *v, struct state_writer *w)
 		state_put_blob(w, T_NESTED, ns, ns->size <= sz ? ns->size : sz);
 		free(ns);
 	}
-	return state_end_section(w);
+	return 0;
+}
+
+int vcpu_state_save(struct vcpu *v, struct state_writer *w)
+{
+	int r = state_begin_section(w, VCPU_STATE_SECTION, v->index, VCPU_STATE_VERSION);
+	if (!r)
+		r = save_fields(v, w);
+	return r ? r : state_end_section(w);
 }
 
 /* Everything a "cpu" section holds, read before any of it is applied. */
@@ -364,26 +359,22 @@ static int load_cpuid(struct vcpu *v, struct state_reader *r, const struct cpu_f
 		return -ENOMEM;
 	c->nent = n;
 	memcpy(c->entries, f->cpuid, f->cpuid_len);
-	char err[256];
-	int e = guest_cpu_replace_cpuid(&v->vm->cpu, c, err, sizeof(err));
-	if (e) {
-		state_fail(r, "CPU: %s", err);
+	int dup = cpuid_find_duplicate(c);
+	if (dup >= 0) {
+		int e = state_fail(r, "the CPUID lists %#x.%u twice", c->entries[dup].function, c->entries[dup].index);
 		free(c);
 		return e;
 	}
-	/* The guest must see exactly the saved CPUID here too. */
-	struct kvm_cpuid2 *got = cpuid_effective(v->fd, c);
-	if (!got)
-		e = state_fail(r, "KVM_SET_CPUID2: %s", strerror(errno));
-	for (unsigned i = 0; got && !e && i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *want = &c->entries[i];
-		const struct kvm_cpuid_entry2 *have = cpuid_entry(got, want->function, want->index);
-		if (!have || have->eax != want->eax || have->ebx != want->ebx || have->ecx != want->ecx ||
-		    have->edx != want->edx)
-			e = state_fail(r, "this host's KVM shows CPUID %#x.%u differently than the saved guest saw",
-				       want->function, want->index);
-	}
-	free(got);
+	/* The guest must see exactly the saved CPUID here too. The fields
+	 * KVM fills from CR4, APIC_BASE, XCR0 and XSS (cpuid_runtime_mask)
+	 * show this fresh vCPU's state until those are loaded:
+	 * check_loaded compares them once they are. */
+	char err[512];
+	int e = guest_cpu_check_cpuid(&v->vm->cpu, v->fd, c, err, sizeof(err));
+	if (!e)
+		e = guest_cpu_replace_cpuid(&v->vm->cpu, c, err, sizeof(err));
+	if (e)
+		state_fail(r, "CPU: %s", err);
 	free(c);
 	return e;
 }
@@ -416,75 +407,73 @@ static int put(struct vcpu *v, struct state_reader *r, unsigned long req, const 
 	return 0;
 }
 
-int vcpu_state_load(struct vcpu *v, struct state_reader *r)
+/* Everything after the CPUID, in the order KVM needs (docs/cpu.md). */
+static int apply_state(struct vcpu *v, struct state_reader *r, const struct cpu_fields *f)
 {
 	struct guest_cpu *g = &v->vm->cpu;
-	struct cpu_fields f;
-	int e = read_fields(r, g, &f);
-	if (e || (e = load_cpuid(v, r, &f)) || (e = check_msrs(r, &g->msrs, &f)))
-		return e;
+	int e;
 
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
-	if (f.tsc_khz && khz > 0 && (uint32_t)khz != f.tsc_khz &&
-	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)f.tsc_khz) < 0)
+	if (f->tsc_khz && khz > 0 && (uint32_t)khz != f->tsc_khz &&
+	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)f->tsc_khz) < 0)
 		return state_fail(r, "the guest TSC ran at %u kHz; this host (%d kHz) cannot scale it: %s",
-				  f.tsc_khz, khz, strerror(errno));
-	if (f.sregs_kind == KIND_NEW)
-		e = put(v, r, KVM_SET_SREGS2, f.sregs, "KVM_SET_SREGS2");
+				  f->tsc_khz, khz, strerror(errno));
+	if (f->sregs_kind == KIND_NEW)
+		e = put(v, r, KVM_SET_SREGS2, f->sregs, "KVM_SET_SREGS2");
 	else
-		e = put(v, r, KVM_SET_SREGS, f.sregs, "KVM_SET_SREGS");
-	if (e || (e = put(v, r, KVM_SET_REGS, f.regs, "KVM_SET_REGS")))
+		e = put(v, r, KVM_SET_SREGS, f->sregs, "KVM_SET_SREGS");
+	if (e || (e = put(v, r, KVM_SET_REGS, f->regs, "KVM_SET_REGS")))
 		return e;
-	if (f.fpu_kind == KIND_NEW) {
+	if (f->fpu_kind == KIND_NEW) {
 		/* KVM_SET_XSAVE reads KVM_CAP_XSAVE2's size: pad a shorter area. */
 		size_t sz = g->xsave_size;
 		void *x = calloc(1, sz);
 		if (!x)
 			return -ENOMEM;
-		memcpy(x, f.fpu, f.fpu_len);
+		memcpy(x, f->fpu, f->fpu_len);
 		e = put(v, r, KVM_SET_XSAVE, x, "KVM_SET_XSAVE");
 		free(x);
 	} else {
-		e = put(v, r, KVM_SET_FPU, f.fpu, "KVM_SET_FPU");
+		e = put(v, r, KVM_SET_FPU, f->fpu, "KVM_SET_FPU");
 	}
 	if (e)
 		return e;
-	if (f.xcrs && (e = put(v, r, KVM_SET_XCRS, f.xcrs, "KVM_SET_XCRS")))
+	if (f->xcrs && (e = put(v, r, KVM_SET_XCRS, f->xcrs, "KVM_SET_XCRS")))
 		return e;
 
 	/* MSRs (IA32_TSC with them: KVM keeps vCPUs written within a second
 	 * of each other in sync), then the LAPIC, which needs APIC_BASE from
 	 * the sregs, then TSC_DEADLINE, which needs LVTT in deadline mode. */
-	unsigned n = (unsigned)(f.msrs_len / sizeof(struct kvm_msr_entry));
+	unsigned n = (unsigned)(f->msrs_len / sizeof(struct kvm_msr_entry));
 	struct kvm_msr_entry *all = calloc(n + 1, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
-	memcpy(all, f.msrs, f.msrs_len);
-	all[n] = (struct kvm_msr_entry){ .index = MSR_IA32_TSC, .data = f.tsc };
+	memcpy(all, f->msrs, f->msrs_len);
+	all[n] = (struct kvm_msr_entry){ .index = MSR_IA32_TSC, .data = f->tsc };
 	e = set_msrs(v, all, n + 1);
 	free(all);
 	if (e)
 		return state_fail(r, "KVM_SET_MSRS failed (see above)");
 	struct kvm_lapic_state lapic;
-	memcpy(&lapic, f.lapic, sizeof(lapic));
-	memcpy(&lapic.regs[APIC_TMCCT], &f.tmcct, 4);
+	memcpy(&lapic, f->lapic, sizeof(lapic));
+	memcpy(&lapic.regs[APIC_TMCCT], &f->tmcct, 4);
 	if ((e = put(v, r, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC")))
 		return e;
-	if (f.has_deadline) {
-		struct kvm_msr_entry d = { .index = MSR_IA32_TSC_DEADLINE, .data = f.deadline };
+	if (f->has_deadline) {
+		struct kvm_msr_entry d = { .index = MSR_IA32_TSC_DEADLINE, .data = f->deadline };
 		if (set_msrs(v, &d, 1))
 			return state_fail(r, "KVM_SET_MSRS (TSC deadline) failed");
 	}
-	struct kvm_mp_state mp = { .mp_state = f.mp_state };
+	struct kvm_mp_state mp = { .mp_state = f->mp_state };
 	if ((e = put(v, r, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE")))
 		return e;
-	if (f.debugregs && (e = put(v, r, KVM_SET_DEBUGREGS, f.debugregs, "KVM_SET_DEBUGREGS")))
+	if (f->debugregs && (e = put(v, r, KVM_SET_DEBUGREGS, f->debugregs, "KVM_SET_DEBUGREGS")))
 		return e;
-	if (f.nested) {
-		void *ns = malloc(f.nested_len);
+	if (f->nested) {
+		void *ns = malloc(f->nested_len);
 		if (!ns)
 			return -ENOMEM;
-		memcpy(ns, f.nested, f.nested_len);
+		memcpy(ns, f->nested, f->nested_len);
 		e = put(v, r, KVM_SET_NESTED_STATE, ns, "KVM_SET_NESTED_STATE");
 		free(ns);
 		if (e)
@@ -492,7 +481,146 @@ int vcpu_state_load(struct vcpu *v, struct state_reader *r)
 	}
 	/* Pending exceptions, NMIs and interrupt shadows last (api.rst
 	 * KVM_SET_VCPU_EVENTS), after everything they depend on. */
-	if (f.events && (e = put(v, r, KVM_SET_VCPU_EVENTS, f.events, "KVM_SET_VCPU_EVENTS")))
+	if (f->events && (e = put(v, r, KVM_SET_VCPU_EVENTS, f->events, "KVM_SET_VCPU_EVENTS")))
 		return e;
 	return 0;
+}
+
+static int discard_write(void *opaque, const void *buf, size_t len)
+{
+	return 0;
+}
+
+/* A field KVM shows that is not the one loaded: "at byte N" for the first
+ * byte that differs (a blob shorter on one side counts as zeros there). */
+static int blob_differs(struct state_reader *r, const char *what, const void *saved, size_t slen,
+			const void *shown, size_t hlen)
+{
+	const uint8_t *a = saved, *b = shown;
+	for (size_t i = 0; i < (slen > hlen ? slen : hlen); i++) {
+		uint8_t x = i < slen ? a[i] : 0, y = i < hlen ? b[i] : 0;
+		if (x != y)
+			return state_fail(r, "with the state loaded, this host's KVM shows %s differently than saved: "
+					  "byte %#zx is %02x, saved %02x", what, i, y, x);
+	}
+	return 0;
+}
+
+/* SYSENTER_ESP/EIP hold 32 bits on AMD CPUs: KVM keeps only those unless
+ * the guest's CPUID says Intel (arch/x86/kvm/svm/svm.c, svm_set_msr),
+ * while a CPU that kept 64 (QEMU's TCG) may have shown the guest more. */
+static uint64_t msr_state_mask(uint32_t index, bool intel_guest)
+{
+	if (!intel_guest && (index == MSR_IA32_SYSENTER_ESP || index == MSR_IA32_SYSENTER_EIP))
+		return 0xffffffffull;
+	return ~0ull;
+}
+
+static int check_loaded_msrs(struct state_reader *r, const struct cpu_fields *f, const struct cpu_fields *k,
+			     bool intel_guest)
+{
+	const struct kvm_msr_entry *a = f->msrs, *b = k->msrs;
+	size_t n = f->msrs_len / sizeof(*a);
+	if (k->msrs_len != f->msrs_len)
+		return state_fail(r, "with the state loaded, KVM shows %zu MSRs, saved %zu", k->msrs_len / sizeof(*b), n);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t m = msr_state_mask(a[i].index, intel_guest);
+		if (a[i].index != b[i].index || ((a[i].data ^ b[i].data) & m))
+			return state_fail(r, "with the state loaded, this host's KVM shows MSR %#x = %#llx, saved %#llx",
+					  a[i].index, (unsigned long long)b[i].data, (unsigned long long)a[i].data);
+	}
+	return 0;
+}
+
+/* What a guest would notice: everything loaded is read back as a save
+ * would write it (the saver's own code) and compared with the stream.
+ * Exact, but for the rules KVM documents or implements (docs/cpu.md,
+ * "Read back after loading"): the MSR mask above; the TSC runs on while
+ * the state loads, and KVM gives a vCPU written within a second of
+ * another that one's offset (kvm_synchronize_tsc), so it may be up to a
+ * second behind but no more; fields the stream lacks (another KVM's
+ * save) are not compared. */
+static int check_loaded(struct vcpu *v, struct state_reader *r, const struct cpu_fields *f)
+{
+	struct guest_cpu *g = &v->vm->cpu;
+	struct state_writer w;
+	int e = state_writer_init(&w, (struct state_sink){ discard_write, NULL });
+	if (!e)
+		e = state_begin_section(&w, VCPU_STATE_SECTION, v->index, VCPU_STATE_VERSION);
+	if (!e)
+		e = save_fields(v, &w);
+	if (e) {
+		state_writer_destroy(&w);
+		return state_fail(r, "reading the loaded vCPU back: %s", strerror(-e));
+	}
+	struct state_reader back = { .p = w.sec.data, .len = w.sec.len };
+	struct cpu_fields k;
+	if (read_fields(&back, g, &k)) {
+		e = state_fail(r, "reading the loaded vCPU back: %s", back.msg);
+		state_writer_destroy(&w);
+		return e;
+	}
+	struct kvm_cpuid2 *shown = calloc(1, cpuid_size((unsigned)(k.cpuid_len / sizeof(struct kvm_cpuid_entry2))));
+	struct kvm_cpuid2 *saved = calloc(1, cpuid_size((unsigned)(f->cpuid_len / sizeof(struct kvm_cpuid_entry2))));
+	char diff[512];
+	if (!shown || !saved) {
+		e = -ENOMEM;
+		goto out;
+	}
+	shown->nent = (unsigned)(k.cpuid_len / sizeof(struct kvm_cpuid_entry2));
+	memcpy(shown->entries, k.cpuid, k.cpuid_len);
+	saved->nent = (unsigned)(f->cpuid_len / sizeof(struct kvm_cpuid_entry2));
+	memcpy(saved->entries, f->cpuid, f->cpuid_len);
+	char vendor[13];
+	cpuid_vendor(saved, vendor);
+	uint64_t second = (uint64_t)(f->tsc_khz ? f->tsc_khz : k.tsc_khz) * 1000;
+	if (cpuid_diff(saved, shown, true, diff, sizeof(diff)))
+		e = state_fail(r, "with the state loaded, this host's KVM shows the CPUID differently than the saved "
+			       "guest saw it: %s", diff);
+	else if (f->tsc_khz && k.tsc_khz != f->tsc_khz)
+		e = state_fail(r, "with the state loaded, the guest TSC runs at %u kHz, saved %u", k.tsc_khz, f->tsc_khz);
+	else if (!(e = blob_differs(r, "the registers", f->regs, sizeof(struct kvm_regs), k.regs,
+				    sizeof(struct kvm_regs))) &&
+		 !(e = f->sregs_kind != k.sregs_kind ? 0 :
+		       blob_differs(r, "the segment and control registers", f->sregs, f->sregs_len, k.sregs, k.sregs_len)) &&
+		 !(e = f->fpu_kind != k.fpu_kind ? 0 :
+		       blob_differs(r, f->fpu_kind == KIND_NEW ? "the XSAVE area" : "the FPU", f->fpu, f->fpu_len,
+				    k.fpu, k.fpu_len)) &&
+		 !(e = !f->xcrs || !k.xcrs ? 0 :
+		       blob_differs(r, "the XCRs", f->xcrs, sizeof(struct kvm_xcrs), k.xcrs, sizeof(struct kvm_xcrs))) &&
+		 !(e = check_loaded_msrs(r, f, &k, !strcmp(vendor, "GenuineIntel"))) &&
+		 !(e = blob_differs(r, "the LAPIC", f->lapic, sizeof(struct kvm_lapic_state), k.lapic,
+				    sizeof(struct kvm_lapic_state))) &&
+		 !(e = !f->debugregs || !k.debugregs ? 0 :
+		       blob_differs(r, "the debug registers", f->debugregs, sizeof(struct kvm_debugregs), k.debugregs,
+				    sizeof(struct kvm_debugregs))) &&
+		 !(e = !f->events || !k.events ? 0 :
+		       blob_differs(r, "the pending events", f->events, sizeof(struct kvm_vcpu_events), k.events,
+				    sizeof(struct kvm_vcpu_events))) &&
+		 !(e = !f->nested || !k.nested ? 0 :
+		       blob_differs(r, "the nested state", f->nested, f->nested_len, k.nested, k.nested_len))) {
+		if (f->has_deadline != k.has_deadline || f->deadline != k.deadline)
+			e = state_fail(r, "with the state loaded, KVM shows TSC_DEADLINE %#llx, saved %#llx",
+				       (unsigned long long)k.deadline, (unsigned long long)f->deadline);
+		else if (k.mp_state != f->mp_state)
+			e = state_fail(r, "with the state loaded, KVM shows MP state %u, saved %u", k.mp_state, f->mp_state);
+		else if (k.tsc + second < f->tsc)
+			e = state_fail(r, "with the state loaded, the guest TSC is %#llx, saved %#llx: it would go back "
+				       "(KVM did not take the saved TSC)", (unsigned long long)k.tsc, (unsigned long long)f->tsc);
+	}
+out:
+	free(shown);
+	free(saved);
+	state_writer_destroy(&w);
+	return e;
+}
+
+int vcpu_state_load(struct vcpu *v, struct state_reader *r)
+{
+	struct guest_cpu *g = &v->vm->cpu;
+	struct cpu_fields f;
+	int e = read_fields(r, g, &f);
+	if (e || (e = load_cpuid(v, r, &f)) || (e = check_msrs(r, &g->msrs, &f)) || (e = apply_state(v, r, &f)))
+		return e;
+	return check_loaded(v, r, &f);
 }

@@ -120,5 +120,14 @@ int vm_arch_load_clock(void *opaque, struct state_reader *r)
 	struct kvm_clock_data c = { .clock = clock };
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
 		return state_fail(r, "KVM_SET_CLOCK: %s", strerror(errno));
+	/* Read back: kvmclock runs on from the value set (api.rst
+	 * KVM_SET_CLOCK), so the guest's clock may have moved on by the
+	 * load's time, never back. */
+	struct kvm_clock_data shown = { 0 };
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &shown) < 0)
+		return state_fail(r, "KVM_GET_CLOCK: %s", strerror(errno));
+	if (shown.clock < clock)
+		return state_fail(r, "with the clock loaded, this host's KVM shows kvmclock %llu ns, saved %llu: it "
+				  "would go back", (unsigned long long)shown.clock, (unsigned long long)clock);
 	return 0;
 }
