@@ -26,6 +26,7 @@ bad_opt "--net without tap" "no tap=NAME" --net mac=52:54:00:00:00:01
 bad_opt "--net bad mac" "not a unicast MAC" --net tap=t0,mac=01:00:00:00:00:01
 
 CHECKS=("blk guest checks" "blk: guest write is in the image" "blk: write-zeroes zeroed the image"
+	"blk on tmpfs: write-zeroes zeroed the image"
 	"blk readonly guest checks" "blk readonly: image unchanged" "rng guest checks"
 	"hostile driver: every bad request fails or sets NEEDS_RESET, Ember keeps running")
 require_kvm "${CHECKS[@]}"
@@ -64,6 +65,31 @@ if [ "$(dd if="$IMG" bs=512 skip=24 count=8 status=none | tr -d '\0' | wc -c)" =
 	pass "blk: write-zeroes zeroed the image"
 else
 	fail "blk: write-zeroes zeroed the image" "sectors 24-31 are not all zero"
+fi
+
+# The same on an image on tmpfs, which has no FALLOC_FL_ZERO_RANGE: Ember
+# punches a hole and allocates the range again. The tmpfs is mounted in a
+# private mount namespace, so nothing outside it changes.
+n="blk on tmpfs: write-zeroes zeroed the image"
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+	mkimg "$TMP/tmpfs.img"
+	mkdir -p "$TMP/tmpfs"
+	unshare -m --propagation private sh -c '
+		mount -t tmpfs none "$1" || exit 125
+		cp "$2" "$1/disk.img"
+		timeout 120 "$3" run --memory 128M --debug-exit --kernel "$4" --disk "$1/disk.img,serial=T" \
+			--cmdline "sectors=16384 serial=T" </dev/null >"$5" 2>&1
+		echo $? >"$5.rc"
+		cp "$1/disk.img" "$2"' sh "$TMP/tmpfs" "$TMP/tmpfs.img" "$EMBER" "$GUEST/blk.elf" "$TMP/tmpfs.out"
+	if [ "$(cat "$TMP/tmpfs.out.rc" 2>/dev/null)" = 1 ] &&
+	   grep -Eq '^SUMMARY: [0-9]+ tests, 0 failures' "$TMP/tmpfs.out" &&
+	   [ "$(dd if="$TMP/tmpfs.img" bs=512 skip=24 count=8 status=none | tr -d '\0' | wc -c)" = 0 ]; then
+		pass "$n"
+	else
+		fail "$n" "exit $(cat "$TMP/tmpfs.out.rc" 2>/dev/null)"; grep '^not ok' "$TMP/tmpfs.out" | sed 's/^/#   /'; tail -5 "$TMP/tmpfs.out"
+	fi
+else
+	skip "$n" "needs root and unshare(1) to mount a private tmpfs"
 fi
 
 mkimg "$IMG"

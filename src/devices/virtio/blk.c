@@ -25,10 +25,20 @@
  * where they cost least. */
 #define ASYNC_BYTES (128 * 1024)
 
+/* Where a write-zeroes request is: a file system without
+ * FALLOC_FL_ZERO_RANGE (tmpfs) gets a hole punched and, unless the driver
+ * allowed unmapping, the range allocated again, as QEMU does. */
+enum zero_step { ZERO_RANGE, ZERO_PUNCH, ZERO_ALLOCATE };
+
 struct blk_req {
 	struct vq_elem e;
 	struct blk_request r;
 	uint32_t used_len;
+	/* discard and write zeroes: the range checked at the start, kept
+	 * because the guest may rewrite its segment meanwhile */
+	off_t range_off, range_len;
+	bool unmap;
+	enum zero_step zero_step;
 	struct iovec iov[BLK_IOV_MAX];
 };
 
@@ -47,6 +57,7 @@ struct vblk {
 	unsigned nfree;
 	unsigned inflight;            /* submitted to io_uring */
 	bool pushed;                  /* used ring changed since the last interrupt check */
+	bool no_zero_range;           /* the disk's file system refused FALLOC_FL_ZERO_RANGE */
 };
 
 /* ---- Framing (pure: the fuzz target drives these) ------------------------- */
@@ -186,6 +197,25 @@ static struct io_uring_sqe *get_sqe(struct vblk *b)
 	return sqe;
 }
 
+static void prep_range(struct io_uring_sqe *sqe, struct blk_req *q)
+{
+	static const int mode[] = {
+		[ZERO_RANGE] = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+		[ZERO_PUNCH] = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		[ZERO_ALLOCATE] = FALLOC_FL_KEEP_SIZE,
+	};
+	io_uring_prep_fallocate(sqe, RING_DISK, mode[q->zero_step], q->range_off, q->range_len);
+}
+
+static void queue_sqe(struct vblk *b, struct blk_req *q, struct io_uring_sqe *sqe)
+{
+	sqe->flags |= IOSQE_FIXED_FILE;
+	if (q->r.data_len >= ASYNC_BYTES)
+		sqe->flags |= IOSQE_ASYNC;
+	io_uring_sqe_set_data(sqe, q);
+	b->inflight++;
+}
+
 /* Start one request: to io_uring, or finished here when it needs no I/O. */
 static void start(struct vblk *b, struct blk_req *q)
 {
@@ -225,22 +255,16 @@ static void start(struct vblk *b, struct blk_req *q)
 	default: {      /* discard, write zeroes: checked by blk_check */
 		struct virtio_blk_discard_write_zeroes seg;
 		gather(r->data, r->ndata, &seg, sizeof(seg));
-		int mode = FALLOC_FL_KEEP_SIZE;
-		if (r->type == VIRTIO_BLK_T_DISCARD || (seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
-			mode |= FALLOC_FL_PUNCH_HOLE;
-		else
-			mode |= FALLOC_FL_ZERO_RANGE;
-		io_uring_prep_fallocate(sqe, RING_DISK, mode, (off_t)(seg.sector * SECTOR),
-					(off_t)((uint64_t)seg.num_sectors * SECTOR));
+		q->range_off = (off_t)(seg.sector * SECTOR);
+		q->range_len = (off_t)((uint64_t)seg.num_sectors * SECTOR);
+		q->unmap = r->type == VIRTIO_BLK_T_DISCARD || (seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+		q->zero_step = q->unmap || b->no_zero_range ? ZERO_PUNCH : ZERO_RANGE;
+		prep_range(sqe, q);
 		break;
 	}
 	}
 	q->used_len = (uint32_t)r->data_len;
-	sqe->flags |= IOSQE_FIXED_FILE;
-	if (r->data_len >= ASYNC_BYTES)
-		sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data(sqe, q);
-	b->inflight++;
+	queue_sqe(b, q, sqe);
 }
 
 /* The ring can do only what the device asks of it: io_uring operations
@@ -274,6 +298,19 @@ static int ring_setup(struct vblk *b)
 	return 0;
 }
 
+/* Resubmit a write-zeroes request at its next step; false when the ring
+ * has no room (the request then fails). The caller's loop submits it. */
+static bool next_zero_step(struct vblk *b, struct blk_req *q, enum zero_step step)
+{
+	struct io_uring_sqe *sqe = get_sqe(b);
+	if (!sqe)
+		return false;
+	q->zero_step = step;
+	prep_range(sqe, q);
+	queue_sqe(b, q, sqe);
+	return true;
+}
+
 static void complete(struct vblk *b, struct blk_req *q, int res)
 {
 	uint8_t st = VIRTIO_BLK_S_OK;
@@ -286,6 +323,19 @@ static void complete(struct vblk *b, struct blk_req *q, int res)
 	case VIRTIO_BLK_T_DISCARD:
 		/* Advisory: a file system that cannot punch holes loses nothing. */
 		if (res < 0 && res != -EOPNOTSUPP)
+			st = VIRTIO_BLK_S_IOERR;
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (res == -EOPNOTSUPP && q->zero_step == ZERO_RANGE) {
+			b->no_zero_range = true;
+			if (next_zero_step(b, q, ZERO_PUNCH))
+				return;
+		} else if (res >= 0 && q->zero_step == ZERO_PUNCH && !q->unmap) {
+			if (next_zero_step(b, q, ZERO_ALLOCATE))
+				return;
+			res = -EAGAIN;  /* zeroed, but left unallocated */
+		}
+		if (res < 0)
 			st = VIRTIO_BLK_S_IOERR;
 		break;
 	default:
@@ -306,6 +356,8 @@ static unsigned reap(struct vblk *b)
 	}
 	io_uring_cq_advance(&b->ring, n);
 	b->inflight -= n;
+	if (io_uring_sq_ready(&b->ring))   /* a write-zeroes at its next step */
+		io_uring_submit(&b->ring);
 	return n;
 }
 
