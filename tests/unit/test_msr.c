@@ -61,7 +61,8 @@ static bool belongs(uint32_t m, const struct kvm_cpuid2 *c, bool pmu)
 	case 0x4b564d04: return H(KVM_PV_EOI);
 	case 0x4b564d05: return H(KVM_POLL_CONTROL);
 	case 0x4b564d06: case 0x4b564d07: return H(KVM_ASYNCPF_INT);
-	case 0xc0010117: case 0xc0010114: case 0xc0000104: return H(SVM);
+	case 0xc0010117: case 0xc0010114: return H(SVM);
+	case 0xc0000104: return H(TSCRATEMSR);      /* KVM: tsc_scaling_enabled */
 	case 0x1c4: case 0x1c5: return H(XFD);
 	case 0x174: case 0x175: case 0x176: return H(SEP);
 	case 0x9e: case 0xfe: case 0x179: case 0x4d0: case 0x1b: return false;

@@ -225,6 +225,8 @@ X(VIRT_SSBD, "virt_ssbd", 0x80000008, 0, EBX, 25)
 X(AMD_SSB_NO, "amd_ssb_no", 0x80000008, 0, EBX, 26)
 X(AMD_PSFD, "amd_psfd", 0x80000008, 0, EBX, 28)
 X(BTC_NO, "btc_no", 0x80000008, 0, EBX, 29)
+/* Leaf 0x8000000A EDX (SVM features a nested guest sees) */
+X(TSCRATEMSR, "tsc_scale", 0x8000000a, 0, EDX, 4)
 /* Leaf 0x80000021 EAX */
 X(NO_NESTED_DATA_BP, "no_nested_data_bp", 0x80000021, 0, EAX, 0)
 X(LFENCE_RDTSC, "lfence_rdtsc", 0x80000021, 0, EAX, 2)
