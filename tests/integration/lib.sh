@@ -95,3 +95,21 @@ wait_rc() {
 	[ "$i" = 1200 ] && WRC=124
 	return 0
 }
+
+# linux_initrd_with SCRIPT OUT: OUT is tools/linux/build.sh's initramfs
+# followed by a second cpio archive holding SCRIPT as /ember-test.sh, which
+# the initramfs's /init runs after loading the virtio modules (the kernel
+# unpacks every archive of an initrd, one after the other).
+linux_initrd_with() {
+	local script=$1 out=$2 d
+	d=$(mktemp -d "$TMP/overlay.XXXXXX")
+	install -m 755 "$script" "$d/ember-test.sh"
+	local size
+	size=$(stat -c %s "$ROOT/build/linux/initramfs.cpio.gz")
+	{
+		cat "$ROOT/build/linux/initramfs.cpio.gz"
+		head -c $(((4 - size % 4) % 4)) /dev/zero   # the kernel skips zeros between archives
+		(cd "$d" && echo ember-test.sh | cpio -o -H newc -R 0:0 --quiet | gzip -n)
+	} >"$out"
+	rm -rf "$d"
+}

@@ -22,7 +22,8 @@
 #
 # The /init in the initramfs prints "EMBER-INIT: ..." lines to the console
 # (started, cpus=N, memtotal=N kB, loaded/failed/builtin MODULE, pci ..., virtio
-# ...); with ember.balloon=MIB it fills MIB of tmpfs, frees it and waits 8 s
+# ...); it runs /ember-test.sh when a test's second cpio archive adds one
+# (tests/integration/lib.sh, linux_initrd_with); with ember.balloon=MIB it fills MIB of tmpfs, frees it and waits 8 s
 # (balloon touched/freeing/freed/done); with ember.test=1 on the kernel
 # command line it then powers off,
 # otherwise it starts a shell on the console.
@@ -414,6 +415,15 @@ for d in /sys/bus/virtio/devices/*; do
 	[ -r "$d/device" ] || continue
 	say "virtio ${d##*/} vendor=$(cat "$d/vendor") device=$(cat "$d/device")"
 done
+# A test's own guest side: a script at /ember-test.sh, which the test
+# adds as a second cpio archive after this one (an initrd may be several
+# archives one after the other; the kernel unpacks them all). Its lines
+# go to the console like these.
+if [ -x /ember-test.sh ]; then
+	say "test script starting"
+	/ember-test.sh
+	say "test script exited $?"
+fi
 # ember.balloon=MIB (test_balloon.sh): fill MIB of tmpfs, free it and
 # give free page reporting (virtio_balloon) time; the host watches its side.
 B=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^ember\.balloon=\([0-9][0-9]*\)$/\1/p')

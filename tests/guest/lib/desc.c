@@ -54,7 +54,11 @@ void desc_init_bsp(void)
 	for (int v = 0; v < 32; v++) {
 		/* #DF, NMI and #MC on IST1: they must work even with a bad stack. */
 		int ist = (v == 8 || v == 2 || v == 18) ? 1 : 0;
-		set_gate(v, (void (*)(void))kit_exc_stubs[v], 0, ist);
+		/* int3 is a software interrupt: its gate's DPL is checked, so
+		 * CPL3 code gets #BP only through a DPL3 gate (#GP otherwise,
+		 * as SVM shows; kvm_pvm let it through). */
+		int dpl = v == 3 ? 3 : 0;
+		set_gate(v, (void (*)(void))kit_exc_stubs[v], dpl, ist);
 	}
 	set_gate(KIT_USER_VECTOR, kit_user_return_stub, 3, 0);
 	/* Load it at once (gates use selector 0x10, which Ember's boot GDT has
