@@ -293,6 +293,12 @@ static int check_guest_cpu(struct vm_restore *rs, struct state_reader *r, const 
 		e = state_fail(r, "the VM runs --cpu %s, another CPU model than --cpu %s here (%s)", rs->spec, expect, err);
 	else if (guest_cpu_check_cpuid(&vm->cpu, -1, c, err, sizeof(err)))
 		e = state_fail(r, "the VM's CPU (--cpu %s) cannot be given here: %s", rs->spec, err);
+	/* The VM's model is the saved one, whatever this host would build for
+	 * the spec: the MSR list follows it, and a save of this VM sends it. */
+	else if (guest_cpu_replace_cpuid(&vm->cpu, c, err, sizeof(err)))
+		e = state_fail(r, "the VM's CPU (--cpu %s): %s", rs->spec, err);
+	else
+		vm->cpu.model_from_state = true;
 	free(c);
 	return e;
 }

@@ -19,6 +19,9 @@ struct guest_cpu {
 	struct msr_list kvm_msrs;     /* KVM's MSR lists */
 	struct msr_list msrs;         /* what Ember saves and restores */
 	struct msr_list dropped;      /* KVM listed these; the guest CPU lacks them */
+	/* The model came from a snapshot or stream's vm section (v4): the
+	 * vCPU sections then load their own CPUID without replacing it. */
+	bool model_from_state;
 	/* What the state ioctls look like here. */
 	unsigned xsave_size;          /* KVM_CAP_XSAVE2 size, 4096 with KVM_CAP_XSAVE, 0 without */
 	bool sregs2, xcrs, debugregs, vcpu_events, tsc_offset_attr, nested_state;

@@ -371,7 +371,9 @@ static int load_cpuid(struct vcpu *v, struct state_reader *r, const struct cpu_f
 	 * check_loaded compares them once they are. */
 	char err[512];
 	int e = guest_cpu_check_cpuid(&v->vm->cpu, v->fd, c, err, sizeof(err));
-	if (!e)
+	/* A stream without the model's CPUID (vm section v3): the model is
+	 * what the vCPUs had, so the MSR list and a later save follow it. */
+	if (!e && !v->vm->cpu.model_from_state)
 		e = guest_cpu_replace_cpuid(&v->vm->cpu, c, err, sizeof(err));
 	if (e)
 		state_fail(r, "CPU: %s", err);
