@@ -87,9 +87,13 @@ static int limits(char *err, size_t errlen)
 	struct rlimit core = { 0, 0 };
 	if (setrlimit(RLIMIT_CORE, &core) < 0)
 		return fail(err, errlen, "RLIMIT_CORE", errno);
+	/* Both limits JAIL_NOFILE, or the hard limit where it is lower: the
+	 * soft one too, which a host may start lower (init's 1024 of 4096). */
 	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && (nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > JAIL_NOFILE)) {
-		nofile.rlim_cur = nofile.rlim_max = JAIL_NOFILE;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		if (nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > JAIL_NOFILE)
+			nofile.rlim_max = JAIL_NOFILE;
+		nofile.rlim_cur = nofile.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 			return fail(err, errlen, "RLIMIT_NOFILE", errno);
 	}
