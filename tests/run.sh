@@ -53,6 +53,11 @@ script_class() { sed -n 's/^# test-host: *//p' "$1" | head -n 1; }
 if [ "${1:-}" = --inside ]; then
 	shift
 	where=${EMBER_TEST_WHERE:-direct-$(kvm_kind)}
+	# A script's lines come out when it ends: till then a heartbeat tells
+	# the outside (tools/testhost/run --silence) that the host still runs.
+	(while sleep 30; do echo "# testhost-alive"; done) &
+	heartbeat=$!
+	trap 'kill $heartbeat 2>/dev/null; rm -f "$LOG"' EXIT
 	for t in "$@"; do
 		echo "# testhost-begin $t"
 		start=$(date +%s)

@@ -50,9 +50,9 @@ bad_opt "--balloon bad reporting mode" "must be dontneed or free" --balloon free
 bad_opt "--balloon size above RAM" "more than the guest's 128 MiB" --memory 128M --balloon size=1G
 bad_opt "--balloon size not in pages" "not a size in 4K pages" --balloon=size=1000
 
-NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB within 3 s"
+NAMES=("reporting dontneed: host memory falls by >= 90% of the freed 256 MiB within $((3 * TIME_SCALE)) s"
 	"reporting dontneed: guest checks (reused pages read zeros, take new data)"
-	"reporting free: host memory falls by >= 90% of the freed 256 MiB within 3 s"
+	"reporting free: host memory falls by >= 90% of the freed 256 MiB within $((3 * TIME_SCALE)) s"
 	"reporting free: guest checks (reused pages read zeros, take new data)"
 	"reporting off: host memory does not fall" "reporting off: guest checks (freed pages keep their data)"
 	"balloon set: inflating returns the memory" "balloon stats: guest statistics and Ember's counters"
@@ -130,10 +130,10 @@ finish() {
 # report_run TAG BALLOON-OPTS EXPECT(fall|stay)
 report_run() {
 	local tag=$1 opts=$2 expect=$3 before after low t0 now fell_at='' i
-	start "report-$tag" --memory 512M --balloon "$opts" --cmdline "mode=report mib=256"
+	start "report-$tag" --memory 512M --balloon "$opts" --cmdline "mode=report mib=256 hold_ms=$((4500 * TIME_SCALE))"
 	# "freeing" is out before the guest frees: the clock starts early, not late.
 	if ! wait_line '^balloon: freeing' 60; then
-		fail "reporting $tag: ${expect/fall/host memory falls by >= 90% of the freed 256 MiB within 3 s}" \
+		fail "reporting $tag: ${expect/fall/host memory falls by >= 90% of the freed 256 MiB within $((3 * TIME_SCALE)) s}" \
 			"the guest never freed its memory"
 		show "$VM_OUT"
 		finish "reporting $tag: guest checks"
@@ -143,8 +143,8 @@ report_run() {
 	before=$(memfd_mib "$VM_PID")
 	low=$before
 	# Sample for 3 s (3.5 s when nothing should happen).
-	local limit=3000
-	[ "$expect" = stay ] && limit=3500
+	local limit=$((3000 * TIME_SCALE))
+	[ "$expect" = stay ] && limit=$((3500 * TIME_SCALE))
 	while :; do
 		now=$((($(date +%s%N) - t0) / 1000000))
 		[ "$now" -le "$limit" ] || break
@@ -156,9 +156,9 @@ report_run() {
 	echo "# reporting $tag: guest RAM memfd $before MiB when the guest freed 256 MiB, lowest $low MiB within ${limit} ms${fell_at:+, 90% back after $fell_at ms}"
 	if [ "$expect" = fall ]; then
 		if [ -n "$fell_at" ]; then
-			pass "reporting $tag: host memory falls by >= 90% of the freed 256 MiB within 3 s"
+			pass "reporting $tag: host memory falls by >= 90% of the freed 256 MiB within $((3 * TIME_SCALE)) s"
 		else
-			fail "reporting $tag: host memory falls by >= 90% of the freed 256 MiB within 3 s" \
+			fail "reporting $tag: host memory falls by >= 90% of the freed 256 MiB within $((3 * TIME_SCALE)) s" \
 				"fell from $before to $low MiB only"
 		fi
 		finish "reporting $tag: guest checks (reused pages read zeros, take new data)"

@@ -31,8 +31,10 @@ fi
 
 # With one.
 OUT=$TMP/paused.out
-timeout -k 5 60 "$EMBER" run --kernel "$KERNEL" --memory 64M --debug-exit --api-socket "$SOCK" \
-	--cmdline seconds=5 </dev/null >"$OUT" 2>&1 &
+# The guest measures long enough for `ember ctl` to pause it inside the
+# window: in the TCG test host each ctl call takes seconds.
+timeout -k 5 $((60 * TIME_SCALE)) "$EMBER" run --kernel "$KERNEL" --memory 64M --debug-exit --api-socket "$SOCK" \
+	--cmdline seconds=$((5 * TIME_SCALE)) </dev/null >"$OUT" 2>&1 &
 VM_PID=$!
 for _ in $(seq 300); do grep -qs "^clock: measuring" "$OUT" && break; sleep 0.1; done
 sleep 1

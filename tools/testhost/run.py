@@ -191,7 +191,8 @@ class Run:
                 if now - start > self.args.timeout:
                     return self.broke(EXIT_HANG, "no status after %d s (--timeout)" % self.args.timeout)
                 if now - last > self.args.silence:
-                    return self.broke(EXIT_HANG, "silent for %d s (--silence)" % self.args.silence)
+                    return self.broke(EXIT_HANG, "silent for %d s (--silence); console: %s" % (
+                        self.args.silence, self.console_tail()))
                 time.sleep(0.2)
         # The job is done: give the host a moment to pack the out disk and
         # power off.
@@ -202,15 +203,18 @@ class Run:
             self.kill()
         return status
 
+    def console_tail(self):
+        """The test host kernel's last lines (a panic or lockup shows there)."""
+        with open(self.console, errors="replace") as f:
+            return " | ".join(f.read().strip().splitlines()[-5:]) or "(empty)"
+
     def why_dead(self):
         self.qemu_err.seek(0)
         err = self.qemu_err.read().strip()
-        with open(self.console, errors="replace") as f:
-            tail = f.read().strip().splitlines()[-5:]
         if "assertion failed" in err or self.proc.returncode < 0:
             return "QEMU died (status %d): %s" % (self.proc.returncode, err.splitlines()[-1] if err else "")
         return "the test host stopped without the command's status (QEMU status %d%s); console: %s" % (
-            self.proc.returncode, ", " + err.splitlines()[-1] if err else "", " | ".join(tail))
+            self.proc.returncode, ", " + err.splitlines()[-1] if err else "", self.console_tail())
 
     def broke(self, code, why):
         say(why)

@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 RUN = os.path.join(HERE, "run.py")
 HOST_BROKE = (90, 91)
 RETRIES = 2
-BEGIN, END = "# testhost-begin ", "# testhost-end "
+BEGIN, END, ALIVE = "# testhost-begin ", "# testhost-end ", "# testhost-alive"
 # Seconds each script took in the test host (measured; a new script counts
 # DEFAULT_COST until it is measured and added here).
 COST = {
@@ -60,12 +60,14 @@ def run_share(share, work_image, memory):
     todo = list(share)
     while todo:
         cmd = [sys.executable, RUN, "--work-image", work_image, "--memory", memory,
-               "--silence", "900", "--timeout", "5400", "--",
+               "--silence", "300", "--timeout", "5400", "--",
                "bash", "tests/run.sh", "--inside"] + todo
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace")
         current, lines, done = None, [], []
         for line in proc.stdout:
             line = line.rstrip("\n")
+            if line == ALIVE:
+                continue
             if line.startswith(BEGIN):
                 current, lines = line[len(BEGIN):].strip(), []
             elif line.startswith(END) and current:
