@@ -279,11 +279,9 @@ static int check_guest_cpu(struct vm_restore *rs, struct state_reader *r, const 
 	size_t esz = sizeof(struct kvm_cpuid_entry2);
 	if (!len || len % esz || len / esz > 4096)
 		return state_fail(r, "guest CPUID of %zu bytes", len);
-	struct kvm_cpuid2 *c = calloc(1, cpuid_size((unsigned)(len / esz)));
+	struct kvm_cpuid2 *c = cpuid_from_entries(p, len);
 	if (!c)
 		return -ENOMEM;
-	c->nent = (unsigned)(len / esz);
-	memcpy(c->entries, p, len);
 	char err[512];
 	int e = 0;
 	const char *expect = rs->cmdline ? rs->cmdline->expect_cpu : NULL;

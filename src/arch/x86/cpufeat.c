@@ -153,6 +153,17 @@ struct kvm_cpuid2 *cpuid_dup(const struct kvm_cpuid2 *c, unsigned extra)
 	return d;
 }
 
+struct kvm_cpuid2 *cpuid_from_entries(const void *entries, size_t len)
+{
+	unsigned n = (unsigned)(len / sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *c = calloc(1, cpuid_size(n));
+	if (c) {
+		c->nent = n;
+		memcpy(c->entries, entries, (size_t)n * sizeof(struct kvm_cpuid_entry2));
+	}
+	return c;
+}
+
 static const struct {
 	uint32_t leaf, subleaf;
 	uint8_t reg;

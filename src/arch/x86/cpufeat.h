@@ -72,5 +72,8 @@ int cpuid_find_duplicate(const struct kvm_cpuid2 *c);
 size_t cpuid_size(unsigned n);
 /* A copy (malloc) of c, with room for `extra` more entries. */
 struct kvm_cpuid2 *cpuid_dup(const struct kvm_cpuid2 *c, unsigned extra);
+/* A struct kvm_cpuid2 (malloc) holding the len / sizeof(entry) entries
+ * at `entries` (a saved field; the caller checked len). NULL on ENOMEM. */
+struct kvm_cpuid2 *cpuid_from_entries(const void *entries, size_t len);
 
 #endif

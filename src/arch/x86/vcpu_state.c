@@ -353,12 +353,9 @@ static int load_cpuid(struct vcpu *v, struct state_reader *r, const struct cpu_f
 	size_t esz = sizeof(struct kvm_cpuid_entry2);
 	if (!f->cpuid_len || f->cpuid_len % esz || f->cpuid_len / esz > 4096)
 		return state_fail(r, "CPUID field of %zu bytes", f->cpuid_len);
-	unsigned n = (unsigned)(f->cpuid_len / esz);
-	struct kvm_cpuid2 *c = calloc(1, cpuid_size(n));
+	struct kvm_cpuid2 *c = cpuid_from_entries(f->cpuid, f->cpuid_len);
 	if (!c)
 		return -ENOMEM;
-	c->nent = n;
-	memcpy(c->entries, f->cpuid, f->cpuid_len);
 	int dup = cpuid_find_duplicate(c);
 	if (dup >= 0) {
 		int e = state_fail(r, "the CPUID lists %#x.%u twice", c->entries[dup].function, c->entries[dup].index);
@@ -562,17 +559,13 @@ static int check_loaded(struct vcpu *v, struct state_reader *r, const struct cpu
 		state_writer_destroy(&w);
 		return e;
 	}
-	struct kvm_cpuid2 *shown = calloc(1, cpuid_size((unsigned)(k.cpuid_len / sizeof(struct kvm_cpuid_entry2))));
-	struct kvm_cpuid2 *saved = calloc(1, cpuid_size((unsigned)(f->cpuid_len / sizeof(struct kvm_cpuid_entry2))));
+	struct kvm_cpuid2 *shown = cpuid_from_entries(k.cpuid, k.cpuid_len);
+	struct kvm_cpuid2 *saved = cpuid_from_entries(f->cpuid, f->cpuid_len);
 	char diff[512];
 	if (!shown || !saved) {
 		e = -ENOMEM;
 		goto out;
 	}
-	shown->nent = (unsigned)(k.cpuid_len / sizeof(struct kvm_cpuid_entry2));
-	memcpy(shown->entries, k.cpuid, k.cpuid_len);
-	saved->nent = (unsigned)(f->cpuid_len / sizeof(struct kvm_cpuid_entry2));
-	memcpy(saved->entries, f->cpuid, f->cpuid_len);
 	char vendor[13];
 	cpuid_vendor(saved, vendor);
 	uint64_t second = (uint64_t)(f->tsc_khz ? f->tsc_khz : k.tsc_khz) * 1000;
