@@ -473,7 +473,10 @@ static void *source_thread(void *arg)
 			dirty_stop(&vm->dirty);
 		if (paused)
 			vm_resume(vm);
-		log_error("migration to %s failed: %s; the VM goes on here", m->uri, m->error);
+		/* (a VM that stopped under it, e.g. powered off, does not go on) */
+		log_error("migration to %s failed: %s; %s", m->uri, m->error,
+			  __atomic_load_n(&vm->state, __ATOMIC_SEQ_CST) == VM_STOPPING ? "the VM stopped meanwhile"
+										      : "the VM goes on here");
 		emit(m);
 	}
 	__atomic_store_n(&m->done, true, __ATOMIC_RELEASE);

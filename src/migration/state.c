@@ -242,6 +242,15 @@ int state_end_section(struct state_writer *w)
 	return w->err = r;
 }
 
+int state_writer_append(struct state_writer *w, const struct state_buf *b)
+{
+	if (w->err)
+		return w->err;
+	if (w->in_section || b->len < 16 || memcmp(b->data, stream_magic, 8))
+		return w->err = -EINVAL;
+	return w->err = b->len > 16 ? w->sink.write(w->sink.opaque, b->data + 16, b->len - 16) : 0;
+}
+
 int state_writer_finish(struct state_writer *w)
 {
 	if (!state_begin_section(w, "end", 0, 1))

@@ -74,6 +74,9 @@ void state_put_blob(struct state_writer *w, uint16_t tag, const void *p, size_t 
 void state_put_u64_volatile(struct state_writer *w, uint16_t tag, uint64_t v);
 void state_put_u32_volatile(struct state_writer *w, uint16_t tag, uint32_t v);
 int state_end_section(struct state_writer *w);
+/* Appends the sections another writer put into b (a state_buf_sink), its
+ * header left out: state taken earlier, written in its place here. */
+int state_writer_append(struct state_writer *w, const struct state_buf *b);
 /* Writes the "end" section; returns the first error of the whole stream. */
 int state_writer_finish(struct state_writer *w);
 void state_writer_destroy(struct state_writer *w);

@@ -147,6 +147,10 @@ static const struct sc_rule loop_rules[] = {
 	/* virtio-blk submits and reaps its requests on the loop; the ring was
 	 * set up before the filters. */
 	ALLOW(io_uring_enter),
+	/* A VM that stops (the guest powered off) while a migration is still
+	 * sending: its teardown shuts the socket down to unblock the migration
+	 * thread (migrate_finish). Without it Ember died here with exit 8. */
+	ALLOW_IF(shutdown, "SHUT_RDWR", ARG_EQ(1, SHUT_RDWR)),
 };
 static GROUP(loop, "the event loop, console and timers");
 

@@ -24,6 +24,8 @@ CHECKS=(
 	"fail: another CPU model: source unharmed" "fail: restore as another CPU model: refused"
 	"fail: a host name: refused" "fail: nobody listening: reported" "fail: nobody listening: source unharmed"
 	"fail: destination killed: reported" "fail: destination killed: source unharmed"
+	"fail: the guest powers off mid-migration: source exits with its status"
+	"fail: the guest powers off mid-migration: reported"
 	"fail: link cut: reported" "fail: link cut: destination exits with an error" "fail: link cut: source unharmed"
 	"fail: corrupt stream: destination refuses" "fail: corrupt stream: source reports the refusal"
 	"fail: corrupt stream: source unharmed"
@@ -170,6 +172,19 @@ expect_grep "fail: destination killed: reported" "migration failed: .*(connectio
 wait_rc $SRC_PID
 guest_ok "fail: destination killed: source unharmed" "$WRC" "$TMP/f2.out"
 wait $dpid 2>/dev/null
+
+# The guest powers off (after 1 s) while a slow migration is still sending:
+# the source stops with the guest's status. Its teardown shuts the
+# migration socket down, which main's seccomp filter once forbade (exit 8).
+"$EMBER" run --incoming "unix:$TMP/f5.mig" </dev/null >"$TMP/f5.dst" 2>&1 &
+dpid=$!
+sleep 0.3
+start_src f5 bitmap 1 50 1
+"$EMBER" ctl "$TMP/f5.sock" migrate "unix:$TMP/f5.mig" --bandwidth 2 >"$TMP/f5.ctl" 2>&1
+wait_rc $SRC_PID
+guest_ok "fail: the guest powers off mid-migration: source exits with its status" "$WRC" "$TMP/f5.out"
+expect_grep "fail: the guest powers off mid-migration: reported" "migration failed|closed the connection" "$TMP/f5.ctl"
+kill -9 $dpid 2>/dev/null; wait $dpid 2>/dev/null
 
 # proxied NAME PROXY_ARGS...: destination behind migproxy.py
 proxied() {
