@@ -314,9 +314,18 @@ static bool handle_exit(struct vcpu *v)
 		return false;
 	case KVM_EXIT_SHUTDOWN: {
 		struct kvm_regs regs = { 0 };
+		struct kvm_sregs sregs = { 0 };
 		ioctl(v->fd, KVM_GET_REGS, &regs);
-		log_error("guest triple fault (KVM_EXIT_SHUTDOWN) on vCPU %u at RIP 0x%llx",
-			  v->index, (unsigned long long)regs.rip);
+		ioctl(v->fd, KVM_GET_SREGS, &sregs);
+		/* On SVM, KVM reinitializes the vCPU (RESET state) before it
+		 * reports the shutdown: where the guest faulted is gone. */
+		bool reset = regs.rip == 0xfff0 && sregs.cs.base == 0xffff0000;
+		if (reset)
+			log_error("guest triple fault (KVM_EXIT_SHUTDOWN) on vCPU %u; KVM reset the vCPU "
+				  "before reporting it (as on SVM), so where it faulted is not known", v->index);
+		else
+			log_error("guest triple fault (KVM_EXIT_SHUTDOWN) on vCPU %u at RIP 0x%llx",
+				  v->index, (unsigned long long)regs.rip);
 		vm_stop(vm, STOP_CRASH, EXIT_GUEST_CRASH);
 		return false;
 	}
