@@ -121,12 +121,30 @@ static const struct msr_rule rules[] = {
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
+/* Binary search: rules[] is sorted by index with disjoint ranges
+ * (msr_rules_sorted, checked by test_msr). A list build looks up some 200
+ * MSRs. */
 static const struct msr_rule *find_rule(uint32_t index)
 {
-	for (size_t i = 0; i < NRULES; i++)
-		if (index >= rules[i].first && index <= rules[i].last)
-			return &rules[i];
+	size_t lo = 0, hi = NRULES;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (index < rules[mid].first)
+			hi = mid;
+		else if (index > rules[mid].last)
+			lo = mid + 1;
+		else
+			return &rules[mid];
+	}
 	return NULL;
+}
+
+bool msr_rules_sorted(void)
+{
+	for (size_t i = 0; i < NRULES; i++)
+		if (rules[i].first > rules[i].last || (i && rules[i].first <= rules[i - 1].last))
+			return false;
+	return true;
 }
 
 const char *msr_name(uint32_t index)
@@ -135,7 +153,8 @@ const char *msr_name(uint32_t index)
 	return r ? r->name : NULL;
 }
 
-/* True when no feature is listed or the guest has one of them. */
+/* True when no feature is listed or the guest has one of them. why NULL:
+ * the caller only filters (msr_build_list), so no reason is formatted. */
 static bool any_feature(const struct msr_rule *r, const struct kvm_cpuid2 *c, const char **why)
 {
 	if (r->feat[0] == F_NONE)
@@ -143,14 +162,15 @@ static bool any_feature(const struct msr_rule *r, const struct kvm_cpuid2 *c, co
 	for (int i = 0; i < 4 && r->feat[i] != F_NONE; i++)
 		if (cpuid_has(c, r->feat[i]))
 			return true;
+	if (!why)
+		return false;
 	static __thread char buf[96];
 	snprintf(buf, sizeof(buf), "guest lacks %s", cpu_features[r->feat[0]].name);
 	for (int i = 1; i < 4 && r->feat[i] != F_NONE; i++) {
 		size_t n = strlen(buf);
 		snprintf(buf + n, sizeof(buf) - n, "|%s", cpu_features[r->feat[i]].name);
 	}
-	if (why)
-		*why = buf;
+	*why = buf;
 	return false;
 }
 
@@ -163,6 +183,8 @@ static uint32_t leaf_reg(const struct kvm_cpuid2 *c, uint32_t leaf, unsigned reg
 bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 {
 	const char *dummy;
+	/* Where the caller wants no reason, any_feature formats none. */
+	const char **feat_why = why;
 	if (!why)
 		why = &dummy;
 	const struct msr_rule *r = find_rule(index);
@@ -171,13 +193,21 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 		return false;
 	}
 	unsigned n = index - r->first;
-	uint32_t pmu_eax = leaf_reg(g->cpuid, 0xa, EAX), pmu_edx = leaf_reg(g->cpuid, 0xa, EDX);
-	bool amd = cpuid_is_amd(g->cpuid);
+	/* Read only by the PMU and vendor rules: each read is a CPUID
+	 * lookup, and a list build asks about some 200 MSRs. */
+	uint32_t pmu_eax = 0, pmu_edx = 0;
+	bool amd = false;
+	if (r->cond == C_PMU_INTEL_GP || r->cond == C_PMU_INTEL_FIXED || r->cond == C_PMU_INTEL_V2) {
+		pmu_eax = leaf_reg(g->cpuid, 0xa, EAX);
+		pmu_edx = leaf_reg(g->cpuid, 0xa, EDX);
+	}
+	if (r->cond == C_PMU_AMD || r->cond == C_PMU_AMD_V2 || r->cond == C_AMD)
+		amd = cpuid_is_amd(g->cpuid);
 	switch (r->cond) {
 	case C_ALWAYS:
 		return true;
 	case C_FEAT:
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_WRITE_ONLY:
 		*why = "write-only";
 		return false;
@@ -189,7 +219,7 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = g->pmu ? "not an AMD guest" : "guest has no PMU";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_AMD_V2:
 		/* KVM gives the global registers only with counters to control
 		 * (amd_pmu_refresh); a PerfMonV2 bit with zero counters, as
@@ -198,13 +228,13 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = !g->pmu ? "guest has no PMU" : "guest has no PerfMonV2 core counters";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_INTEL_GP:
 		if (!g->pmu || (pmu_eax & 0xff) < 1 || n >= ((pmu_eax >> 8) & 0xff)) {
 			*why = "guest has no such PMU counter";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_INTEL_FIXED:
 		if (!g->pmu || (pmu_eax & 0xff) < 2 || n >= (pmu_edx & 0x1f)) {
 			*why = "guest has no such fixed PMU counter";
@@ -216,7 +246,7 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = "guest has no architectural PMU v2";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_MCG_CTL:
 		if (!(g->mcg_cap & MCG_CTL_P)) {
 			*why = "MCG_CAP has no MCG_CTL_P";
