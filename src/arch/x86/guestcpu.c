@@ -159,7 +159,11 @@ static int settle_model(struct guest_cpu *g, struct scratch *s, char *err, size_
 	}
 	int first;
 	forced_features(g->model.cpuid, got, g->model.backend_forced, sizeof(g->model.backend_forced), &first);
-	for (int f = 0; f < F_COUNT; f++) {
+	/* A removal follows a comma (the model name comes first): without
+	 * one, no feature can have been removed, and the loop's CPUID
+	 * lookups are skipped. */
+	bool removes = strstr(g->model.spec, ",-") != NULL;
+	for (int f = 0; f < F_COUNT && removes; f++) {
 		if (cpuid_has(got, f) && !cpuid_has(g->model.cpuid, f) && spec_removes(g->model.spec, cpu_features[f].name)) {
 			snprintf(err, errlen, "--cpu %s: %s shows the guest '%s' whatever Ember asks",
 				 g->model.spec, g->host.backend, cpu_features[f].name);
