@@ -223,6 +223,9 @@ static void queue_sqe(struct vblk *b, struct blk_req *q, struct io_uring_sqe *sq
 static void start(struct vblk *b, struct blk_req *q)
 {
 	struct blk_request *r = &q->r;
+	/* A slot is reused: a read of no data must not report the bytes of
+	 * the request the slot held before. */
+	q->used_len = 0;
 	uint8_t st = blk_check(r, b->sectors, b->readonly);
 	if (st != VIRTIO_BLK_S_OK) {
 		finish(b, q, st);
