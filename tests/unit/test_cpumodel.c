@@ -188,6 +188,24 @@ static void test_topology(void **state)
 	free(sup);
 }
 
+/* The cursor answers as cpuid_has does, in feature order, out of order,
+ * and for a leaf the CPUID lacks. */
+static void test_cursor(void **state)
+{
+	struct kvm_cpuid2 *cs[3] = { fx_rich(true), fx_rich(false), fx_pvm_host() };
+	cpuid_clear(cs[1], F_AVX);   /* a clear bit amid set ones */
+	for (int i = 0; i < 3; i++) {
+		struct cpuid_cursor k = { .c = cs[i] }, back = { .c = cs[i] };
+		for (int f = 0; f < F_COUNT; f++)
+			assert_int_equal(cpuid_cursor_has(&k, f), cpuid_has(cs[i], f));
+		for (int f = F_COUNT - 1; f >= 0; f -= 7)
+			assert_int_equal(cpuid_cursor_has(&back, f), cpuid_has(cs[i], f));
+		assert_false(cpuid_cursor_has(&k, F_NONE));
+		assert_false(cpuid_cursor_has(&k, F_COUNT));
+		free(cs[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +217,7 @@ int main(void)
 		cmocka_unit_test(test_supported_check),
 		cmocka_unit_test(test_model_diff),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_cursor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
