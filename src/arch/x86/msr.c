@@ -180,14 +180,14 @@ static uint32_t leaf_reg(const struct kvm_cpuid2 *c, uint32_t leaf, unsigned reg
 	return e ? *cpuid_reg_ptr(e, reg) : 0;
 }
 
-bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
+/* msr_saved with the rule found already (NULL: none). */
+static bool rule_saves(const struct msr_rule *r, uint32_t index, const struct msr_guest *g, const char **why)
 {
 	const char *dummy;
 	/* Where the caller wants no reason, any_feature formats none. */
 	const char **feat_why = why;
 	if (!why)
 		why = &dummy;
-	const struct msr_rule *r = find_rule(index);
 	if (!r) {
 		*why = "unknown to Ember";
 		return false;
@@ -270,6 +270,11 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 	return false;
 }
 
+bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
+{
+	return rule_saves(find_rule(index), index, g, why);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -330,57 +335,71 @@ int msr_kvm_lists(int kvm_fd, struct msr_list *out)
 	return 0;
 }
 
-static int push(struct msr_list *l, uint32_t index, unsigned *cap)
+static bool sorted_unique(const struct msr_list *l)
 {
-	if (l->n == *cap) {
-		unsigned ncap = *cap ? *cap * 2 : 64;
-		uint32_t *p = realloc(l->index, ncap * sizeof(uint32_t));
-		if (!p)
-			return -ENOMEM;
-		l->index = p;
-		*cap = ncap;
-	}
-	l->index[l->n++] = index;
-	return 0;
+	for (unsigned i = 1; i < l->n; i++)
+		if (l->index[i] <= l->index[i - 1])
+			return false;
+	return true;
 }
 
-static bool from_kvm(const struct msr_list *kvm, uint32_t index)
-{
-	for (unsigned i = 0; i < kvm->n; i++)
-		if (kvm->index[i] == index)
-			return true;
-	return false;
-}
-
+/* The candidates are KVM's list (sorted: msr_kvm_lists makes it so) and
+ * the rules' extras (in the table's order, which is sorted), merged in one
+ * pass whose rule cursor only moves forward: no sort, no search. */
 int msr_build_list(const struct msr_list *kvm, const struct msr_guest *g, struct msr_list *save,
 		   struct msr_list *dropped)
 {
-	struct msr_list cand = { 0 };
-	unsigned cap = 0, scap = 0, dcap = 0;
-	int r = 0;
 	memset(save, 0, sizeof(*save));
 	if (dropped)
 		memset(dropped, 0, sizeof(*dropped));
-	for (unsigned i = 0; i < kvm->n && !r; i++)
-		r = push(&cand, kvm->index[i], &cap);
-	for (size_t i = 0; i < NRULES && !r; i++)
-		if (rules[i].extra)
-			for (uint32_t m = rules[i].first; m <= rules[i].last && !r; m++)
-				r = push(&cand, m, &cap);
-	sort_unique(&cand);
-	for (unsigned i = 0; i < cand.n && !r; i++) {
-		if (msr_saved(cand.index[i], g, NULL))
-			r = push(save, cand.index[i], &scap);
-		else if (dropped && from_kvm(kvm, cand.index[i]))
-			r = push(dropped, cand.index[i], &dcap);
+	struct msr_list k = *kvm, copy = { 0 };
+	if (!sorted_unique(&k)) {      /* a caller's own list */
+		if (!(copy.index = malloc((k.n + 1) * sizeof(uint32_t))))
+			return -ENOMEM;
+		memcpy(copy.index, k.index, k.n * sizeof(uint32_t));
+		copy.n = k.n;
+		sort_unique(&copy);
+		k = copy;
 	}
-	msr_list_free(&cand);
-	if (r) {
+	unsigned extras = 0;
+	for (size_t i = 0; i < NRULES; i++)
+		extras += rules[i].extra ? rules[i].last - rules[i].first + 1 : 0;
+	save->index = malloc((k.n + extras + 1) * sizeof(uint32_t));
+	if (dropped)
+		dropped->index = malloc((k.n + 1) * sizeof(uint32_t));
+	if (!save->index || (dropped && !dropped->index)) {
 		msr_list_free(save);
 		if (dropped)
 			msr_list_free(dropped);
+		msr_list_free(&copy);
+		return -ENOMEM;
 	}
-	return r;
+	unsigned ki = 0;
+	size_t xr = 0, rc = 0;              /* the next extra's rule; the rule cursor */
+	uint64_t xm = rules[0].first;       /* the next extra in rules[xr] */
+	for (;;) {
+		while (xr < NRULES && (!rules[xr].extra || xm > rules[xr].last)) {
+			xr++;
+			xm = xr < NRULES ? rules[xr].first : 0;
+		}
+		bool have_k = ki < k.n, have_x = xr < NRULES;
+		if (!have_k && !have_x)
+			break;
+		uint32_t idx = !have_x || (have_k && k.index[ki] <= xm) ? k.index[ki] : (uint32_t)xm;
+		bool listed = have_k && k.index[ki] == idx;
+		ki += listed;
+		if (have_x && xm == idx)
+			xm++;
+		while (rc < NRULES && rules[rc].last < idx)
+			rc++;
+		const struct msr_rule *r = rc < NRULES && rules[rc].first <= idx ? &rules[rc] : NULL;
+		if (rule_saves(r, idx, g, NULL))
+			save->index[save->n++] = idx;
+		else if (dropped && listed)
+			dropped->index[dropped->n++] = idx;
+	}
+	msr_list_free(&copy);
+	return 0;
 }
 
 void msr_list_free(struct msr_list *l)
