@@ -89,8 +89,9 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libember.a
 		$(FUZZ_LDFLAGS)
 
 # fuzz_stream runs the real loaders against a fake KVM of its own: every
-# ioctl (and close, to know its fds) of the library goes through it.
-$(FUZZ_DIR)/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close
+# ioctl (and close, to know its fds) of the library goes through it; guest
+# RAM comes from a mapping it keeps across inputs.
+$(FUZZ_DIR)/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close,--wrap=mem_create,--wrap=mem_destroy
 
 fuzzers: $(FUZZ_BINS)
 

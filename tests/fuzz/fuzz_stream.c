@@ -388,6 +388,74 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	return __real_ioctl(fd, req, arg);
 }
 
+/* ---- guest RAM kept across inputs --------------------------------------------------- */
+
+/* Creating and tearing down a memfd mapping between guard pages (and the
+ * kernel freeing its pages) was a fifth of every input's time. The last
+ * RAM a VM gave back is kept, emptied (a hole punched over all of it:
+ * zeros, and no data for SEEK_DATA, exactly as a new memfd) and handed to
+ * the next VM of that size. Its memfd is parked at a high descriptor; the
+ * VM gets a dup in the lowest free one, the number a new memfd would have
+ * had, so descriptor numbers (the fake KVM looks at their parity) do not
+ * depend on what the input before left. */
+int __real_mem_create(struct guest_mem *m, uint64_t size);
+void __real_mem_destroy(struct guest_mem *m);
+int __wrap_mem_create(struct guest_mem *m, uint64_t size);
+void __wrap_mem_destroy(struct guest_mem *m);
+
+#define PARKED_FD 1000
+static struct guest_mem parked;     /* as mem_create left it; fd PARKED_FD */
+static bool parked_in_use;
+
+int __wrap_mem_create(struct guest_mem *m, uint64_t size)
+{
+	if (!parked.host || parked_in_use || parked.size != size)
+		return __real_mem_create(m, size);
+	*m = parked;
+	if ((m->fd = fcntl(PARKED_FD, F_DUPFD_CLOEXEC, 0)) < 0)
+		abort();
+	parked_in_use = true;
+	return 0;
+}
+
+static void empty(const struct guest_mem *m)
+{
+	if (fallocate(PARKED_FD, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)m->size) < 0)
+		abort();
+}
+
+void __wrap_mem_destroy(struct guest_mem *m)
+{
+	if (!m->host) {
+		__real_mem_destroy(m);
+		return;
+	}
+	if (m->host == parked.host) {
+		parked_in_use = false;
+	} else {
+		/* A new size: it replaces what was parked. */
+		if (parked.host && !parked_in_use) {
+			parked.fd = PARKED_FD;
+			__real_mem_destroy(&parked);
+		}
+		if (!parked_in_use) {
+			parked = *m;
+			parked.thp = false;
+			parked.dirty_log = NULL;
+			if (dup3(m->fd, PARKED_FD, O_CLOEXEC) < 0)
+				abort();
+			parked.fd = PARKED_FD;
+		} else {
+			__real_mem_destroy(m);
+			return;
+		}
+	}
+	empty(&parked);
+	__real_close(m->fd);
+	m->host = m->reserved = NULL;
+	m->fd = -1;
+}
+
 /* ---- the VM -------------------------------------------------------------------------- */
 
 #define MAX_RAM (64ull << 20)
