@@ -90,8 +90,10 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libember.a
 
 # fuzz_stream runs the real loaders against a fake KVM of its own: every
 # ioctl (and close, to know its fds) of the library goes through it; guest
-# RAM comes from a mapping it keeps across inputs.
-$(FUZZ_DIR)/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close,--wrap=mem_create,--wrap=mem_destroy
+# RAM comes from a mapping it keeps across inputs; the PIT's thread runs
+# inline.
+$(FUZZ_DIR)/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close,--wrap=mem_create,--wrap=mem_destroy \
+	-Wl,--wrap=pthread_create,--wrap=pthread_join
 
 fuzzers: $(FUZZ_BINS)
 
