@@ -31,7 +31,7 @@ FUZZ_OBJS:= $(SRCS:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_TIME?= 60
 
-.PHONY: all test check unit guest run deps clean bench fuzz fuzzers
+.PHONY: all test check unit guest run deps clean bench fuzz fuzzers fuzz-campaign
 all: $(BUILD)/ember $(BUILD)/asan/ember guest
 
 # System call names by number, for the seccomp report (src/sandbox/seccomp.c).
@@ -101,6 +101,14 @@ fuzzers: $(FUZZ_BINS)
 # (tests/fuzz/corpus/NAME/); new inputs land in build/fuzz/corpus/NAME/.
 fuzz: fuzzers
 	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
+
+# A campaign: every target for its share of HOURS hours, corpus and
+# findings under build/fuzz-campaign/, then coverage from the build in
+# build/fuzz-cov (clang's source-based coverage, llvm-cov).
+HOURS ?= 1
+fuzz-campaign: fuzzers
+	$(MAKE) fuzzers FUZZ_DIR=$(BUILD)/fuzz-cov FUZZ_SAN="-fprofile-instr-generate -fcoverage-mapping"
+	bash tests/fuzz/campaign.sh $(HOURS)
 
 # The guest kit (tests/guest): each kernel as NAME.elf (booted through the
 # Ember note) and, for the test suite, NAME.flat (multiboot, ELF32, like
