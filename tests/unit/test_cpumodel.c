@@ -188,6 +188,29 @@ static void test_topology(void **state)
 	free(sup);
 }
 
+/* -hypervisor removes the bit like any feature (Ember used to set it again
+ * after the flags, so the removal was dropped without a word). */
+static void test_remove_hypervisor(void **state)
+{
+	struct kvm_cpuid2 *sup = fx_rich(false);
+	struct cpu_host h = { .supported = sup, .pmu = true, .backend = "kvm_intel" };
+	static const char *const specs[] = { "host,-hypervisor", "x86-64,-hypervisor", "x86-64-v3,-avx2,-hypervisor" };
+	char msg[256];
+	struct cpu_model m;
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(cpumodel_build(&m, specs[i], &h, msg, sizeof(msg)), 0);
+		assert_false(cpuid_has(m.cpuid, F_HYPERVISOR));
+		cpumodel_free(&m);
+	}
+	assert_int_equal(cpumodel_build(&m, "x86-64", &h, msg, sizeof(msg)), 0);
+	assert_true(cpuid_has(m.cpuid, F_HYPERVISOR));
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "host,-hypervisor,+hypervisor", &h, msg, sizeof(msg)), 0);
+	assert_true(cpuid_has(m.cpuid, F_HYPERVISOR));
+	cpumodel_free(&m);
+	free(sup);
+}
+
 /* The cursor answers as cpuid_has does, in feature order, out of order,
  * and for a leaf the CPUID lacks. */
 static void test_cursor(void **state)
@@ -218,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_model_diff),
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_cursor),
+		cmocka_unit_test(test_remove_hypervisor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -326,6 +326,8 @@ int cpumodel_build(struct cpu_model *m, const char *spec, const struct cpu_host 
 		}
 	}
 
+	/* Before the flags: -hypervisor takes it away like any feature. */
+	cpuid_set(c, F_HYPERVISOR);
 	for (unsigned i = 0; i < nflags; i++) {
 		const struct flag *f = &flags[i];
 		if (f->feature == FLAG_PMU) {
@@ -351,7 +353,6 @@ int cpumodel_build(struct cpu_model *m, const char *spec, const struct cpu_host 
 			goto fail;
 		}
 	}
-	cpuid_set(c, F_HYPERVISOR);
 	fix_feature_leaves(c, m->pmu);
 	return 0;
 fail:
