@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "arch/x86/cpuid.h"
@@ -211,6 +212,27 @@ static void test_remove_hypervisor(void **state)
 	free(sup);
 }
 
+/* A PMU feature asked for by name on a model without a PMU is refused
+ * (it used to be dropped without a word); with +pmu it is there. */
+static void test_pmu_feature_needs_pmu(void **state)
+{
+	struct kvm_cpuid2 *sup = fx_rich(true);
+	struct cpu_host h = { .supported = sup, .pmu = true, .backend = "kvm_amd" };
+	char msg[256];
+	struct cpu_model m;
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc", &h, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "'perfctr_llc' needs the PMU"));
+	assert_int_equal(cpumodel_build(&m, "host,-pmu,+perfctr_core", &h, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+pmu,+perfctr_llc", &h, msg, sizeof(msg)), 0);
+	assert_true(m.pmu && cpuid_has(m.cpuid, F_PERFCTR_LLC));
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc,+pmu", &h, msg, sizeof(msg)), 0);
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc,-perfctr_llc", &h, msg, sizeof(msg)), 0);
+	cpumodel_free(&m);
+	free(sup);
+}
+
 /* The cursor answers as cpuid_has does, in feature order, out of order,
  * and for a leaf the CPUID lacks. */
 static void test_cursor(void **state)
@@ -242,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_cursor),
 		cmocka_unit_test(test_remove_hypervisor),
+		cmocka_unit_test(test_pmu_feature_needs_pmu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

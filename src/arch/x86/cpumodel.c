@@ -353,7 +353,19 @@ int cpumodel_build(struct cpu_model *m, const char *spec, const struct cpu_host 
 			goto fail;
 		}
 	}
+	/* Without a PMU the leaves go and the PMU features with them: one
+	 * the spec adds by name is refused, not dropped without a word. */
+	bool had[MAX_FLAGS];
+	for (unsigned i = 0; i < nflags; i++)
+		had[i] = flags[i].add && flags[i].feature != FLAG_PMU && cpuid_has(c, flags[i].feature);
 	fix_feature_leaves(c, m->pmu);
+	for (unsigned i = 0; i < nflags; i++) {
+		if (had[i] && !cpuid_has(c, flags[i].feature)) {
+			r = errf(err, errlen, "--cpu %s: '%s' needs the PMU, which this model has not (+pmu)",
+				 spec, flags[i].name);
+			goto fail;
+		}
+	}
 	return 0;
 fail:
 	cpumodel_free(m);
