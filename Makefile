@@ -22,13 +22,16 @@ UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 PLAIN_UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit-plain/%)
 FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
 # libFuzzer targets: clang, the library rebuilt with fuzzer coverage.
+# FUZZ_DIR and FUZZ_SAN make other flavours of the same targets: the
+# campaign's coverage build, a build without sanitizers for valgrind.
 FUZZ_CC  ?= clang
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_OBJS:= $(SRCS:%.c=$(BUILD)/fuzz/%.o)
-FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_DIR ?= $(BUILD)/fuzz
+FUZZ_SAN ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJS:= $(SRCS:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_TIME?= 60
 
-.PHONY: all test check unit guest run deps clean bench fuzz fuzzers
+.PHONY: all test check unit guest run deps clean bench fuzz fuzzers fuzz-campaign
 all: $(BUILD)/ember $(BUILD)/asan/ember guest
 
 # System call names by number, for the seccomp report (src/sandbox/seccomp.c).
@@ -38,7 +41,7 @@ $(BUILD)/gen/syscall_names.h:
 		sed -n 's/^#define __NR_\([a-z0-9_]*\) \([0-9]*\)$$/\t[\2] = "\1",/p' >$@.tmp
 	mv $@.tmp $@
 $(BUILD)/obj/src/sandbox/seccomp.o $(BUILD)/asan/src/sandbox/seccomp.o \
-	$(BUILD)/fuzz/src/sandbox/seccomp.o: $(BUILD)/gen/syscall_names.h
+	$(FUZZ_DIR)/src/sandbox/seccomp.o: $(BUILD)/gen/syscall_names.h
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,20 +77,23 @@ $(BUILD)/unit/test_vcpu_cpuid $(BUILD)/unit-plain/test_vcpu_cpuid: UNIT_LDFLAGS 
 
 unit: $(UNIT_BINS) $(PLAIN_UNIT_BINS)
 
-$(BUILD)/fuzz/%.o: %.c
+$(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-$(BUILD)/fuzz/libember.a: $(FUZZ_OBJS)
+$(FUZZ_DIR)/libember.a: $(FUZZ_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libember.a
-	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/fuzz/libember.a $(LDLIBS) \
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libember.a
+	$(FUZZ_CC) $(CFLAGS_COMMON) -O1 $(FUZZ_SAN) -fsanitize=fuzzer -MMD -MP -o $@ $< $(FUZZ_DIR)/libember.a $(LDLIBS) \
 		$(FUZZ_LDFLAGS)
 
 # fuzz_stream runs the real loaders against a fake KVM of its own: every
-# ioctl (and close, to know its fds) of the library goes through it.
-$(BUILD)/fuzz/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close
+# ioctl (and close, to know its fds) of the library goes through it; guest
+# RAM comes from a mapping it keeps across inputs; the PIT's thread runs
+# inline.
+$(FUZZ_DIR)/fuzz_stream: FUZZ_LDFLAGS := -Wl,--wrap=ioctl,--wrap=close,--wrap=mem_create,--wrap=mem_destroy \
+	-Wl,--wrap=pthread_create,--wrap=pthread_join
 
 fuzzers: $(FUZZ_BINS)
 
@@ -95,6 +101,14 @@ fuzzers: $(FUZZ_BINS)
 # (tests/fuzz/corpus/NAME/); new inputs land in build/fuzz/corpus/NAME/.
 fuzz: fuzzers
 	bash tests/fuzz/run.sh --time $(FUZZ_TIME)
+
+# A campaign: every target for its share of HOURS hours, corpus and
+# findings under build/fuzz-campaign/, then coverage from the build in
+# build/fuzz-cov (clang's source-based coverage, llvm-cov).
+HOURS ?= 1
+fuzz-campaign: fuzzers
+	$(MAKE) fuzzers FUZZ_DIR=$(BUILD)/fuzz-cov FUZZ_SAN="-fprofile-instr-generate -fcoverage-mapping"
+	bash tests/fuzz/campaign.sh $(HOURS)
 
 # The guest kit (tests/guest): each kernel as NAME.elf (booted through the
 # Ember note) and, for the test suite, NAME.flat (multiboot, ELF32, like

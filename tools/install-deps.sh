@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(gcc make pkg-config libjson-c-dev libseccomp-dev liburing-dev libcmocka-dev acpica-tools
       libzstd-dev zlib1g-dev libisal-dev clang binutils busybox-static cpio iproute2 python3 qemu-system-x86
-      libclang-rt-14-dev valgrind e2fsprogs strace file procps)
+      libclang-rt-14-dev llvm-14 valgrind e2fsprogs strace file procps)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

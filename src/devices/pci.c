@@ -289,10 +289,22 @@ static bool in_window(const struct pci_host *h, uint64_t addr, uint64_t size, bo
 	       (addr >= h->mmio64_base && end <= h->mmio64_end);
 }
 
+static void rebuild_decoded(struct pci_host *h)
+{
+	h->ndecoded = 0;
+	for (unsigned s = 1; s < PCI_SLOTS; s++)
+		for (int i = 0; h->slots[s] && i < PCI_BARS; i++)
+			if (h->slots[s]->bar[i].mapped) {
+				h->decoded[h->ndecoded].d = h->slots[s];
+				h->decoded[h->ndecoded++].bar = (uint8_t)i;
+			}
+}
+
 /* Recompute what each BAR decodes after a change to COMMAND or a BAR.
  * Caller holds the host lock for writing (or the device is not plugged). */
 static void update_mappings(struct pci_dev *d)
 {
+	bool changed = false;
 	uint16_t cmd = pci_cfg_get16(d, PCI_COMMAND);
 	for (int i = 0; i < PCI_BARS; i++) {
 		struct pci_bar *b = &d->bar[i];
@@ -306,9 +318,12 @@ static void update_mappings(struct pci_dev *d)
 			continue;
 		uint64_t old = b->mapped;
 		b->mapped = now;
+		changed = true;
 		if (d->bar_moved)
 			d->bar_moved(d, i, old, now);
 	}
+	if (changed && d->host)
+		rebuild_decoded(d->host);
 }
 
 uint32_t pci_cfg_read(struct pci_dev *d, unsigned off, unsigned size)
@@ -510,17 +525,13 @@ const struct bus_ops pci_ecam_ops = { .read = ecam_read, .write = ecam_write };
  * lock for reading. */
 static struct pci_dev *bar_lookup(struct pci_host *h, uint64_t addr, bool io, int *bar, uint64_t *off)
 {
-	for (unsigned s = 1; s < PCI_SLOTS; s++) {
-		struct pci_dev *d = h->slots[s];
-		if (!d)
-			continue;
-		for (int i = 0; i < PCI_BARS; i++) {
-			const struct pci_bar *b = &d->bar[i];
-			if (b->mapped && b->io == io && addr >= b->mapped && addr - b->mapped < b->size) {
-				*bar = i;
-				*off = addr - b->mapped;
-				return d;
-			}
+	for (unsigned k = 0; k < h->ndecoded; k++) {
+		struct pci_dev *d = h->decoded[k].d;
+		const struct pci_bar *b = &d->bar[h->decoded[k].bar];
+		if (b->io == io && addr >= b->mapped && addr - b->mapped < b->size) {
+			*bar = h->decoded[k].bar;
+			*off = addr - b->mapped;
+			return d;
 		}
 	}
 	return NULL;

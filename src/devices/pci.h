@@ -78,6 +78,11 @@ struct pci_host {
 	struct pci_dev bridge;
 	struct pci_dev *slots[PCI_SLOTS];
 	pthread_rwlock_t lock;    /* config writes (BAR moves) vs BAR dispatch */
+	/* The BARs that decode now, in slot then BAR order (the precedence
+	 * of overlapping BARs): what a guest access is matched against.
+	 * Rebuilt, under the write lock, when a BAR's decoding changes. */
+	struct { struct pci_dev *d; uint8_t bar; } decoded[(PCI_SLOTS - 1) * PCI_BARS];
+	unsigned ndecoded;
 	uint32_t cf8;             /* configuration mechanism #1 address */
 	uint64_t mmio32_base, mmio32_next, mmio32_end;
 	uint64_t mmio64_base, mmio64_next, mmio64_end;

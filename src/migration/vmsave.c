@@ -52,12 +52,17 @@ static int save_ram(struct vm *vm, struct state_writer *w)
 			const uint8_t *p = mem_ptr(&vm->mem, reg->gpa + off, len);
 			if (!p)
 				return -EFAULT;
+			/* A hole reads as zeros; reading it would allocate it. Not
+			 * while a lazy restore runs: there a hole is RAM not yet
+			 * loaded, which reading it through the mapping loads. */
+			uint64_t at = reg->offset + off;
+			bool zero = (!vm->lazy && mem_next_data(&vm->mem, at, at + len) == at + len) || all_zero(p, len);
 			int r = state_begin_section(w, "ram", chunk++, 1);
 			if (r)
 				return r;
 			state_put_u64(w, T_GPA, reg->gpa + off);
 			state_put_u64(w, T_LEN, len);
-			if (all_zero(p, len))
+			if (zero)
 				state_put_u8(w, T_ZERO, 1);
 			else
 				state_put_blob(w, T_DATA, p, len);
@@ -394,7 +399,11 @@ static int load_ram(void *opaque, struct state_reader *r)
 		uint8_t z;
 		if ((e = state_get_u8(r, T_ZERO, &z)))
 			return e;
-		memset(p, 0, len);
+		/* Where the memfd has a hole the RAM is zero already: clearing it
+		 * would allocate pages to hold zeros. */
+		uint64_t at = (uint64_t)(p - rs->vm->mem.host);
+		if (mem_next_data(&rs->vm->mem, at, at + len) < at + len)
+			memset(p, 0, len);
 	} else if ((e = state_get_blob(r, T_DATA, p, len))) {
 		return e;
 	}

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -388,7 +389,107 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	return __real_ioctl(fd, req, arg);
 }
 
+/* ---- guest RAM kept across inputs --------------------------------------------------- */
+
+/* Creating and tearing down a memfd mapping between guard pages (and the
+ * kernel freeing its pages) was a fifth of every input's time. The last
+ * RAM a VM gave back is kept, emptied (a hole punched over all of it:
+ * zeros, and no data for SEEK_DATA, exactly as a new memfd) and handed to
+ * the next VM of that size. Its memfd is parked at a high descriptor; the
+ * VM gets a dup in the lowest free one, the number a new memfd would have
+ * had, so descriptor numbers (the fake KVM looks at their parity) do not
+ * depend on what the input before left. */
+int __real_mem_create(struct guest_mem *m, uint64_t size);
+void __real_mem_destroy(struct guest_mem *m);
+int __wrap_mem_create(struct guest_mem *m, uint64_t size);
+void __wrap_mem_destroy(struct guest_mem *m);
+
+#define PARKED_FD 1000
+static struct guest_mem parked;     /* as mem_create left it; fd PARKED_FD */
+static bool parked_in_use;
+
+int __wrap_mem_create(struct guest_mem *m, uint64_t size)
+{
+	if (!parked.host || parked_in_use || parked.size != size)
+		return __real_mem_create(m, size);
+	*m = parked;
+	if ((m->fd = fcntl(PARKED_FD, F_DUPFD_CLOEXEC, 0)) < 0)
+		abort();
+	parked_in_use = true;
+	return 0;
+}
+
+static void empty(const struct guest_mem *m)
+{
+	if (fallocate(PARKED_FD, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)m->size) < 0)
+		abort();
+}
+
+void __wrap_mem_destroy(struct guest_mem *m)
+{
+	if (!m->host) {
+		__real_mem_destroy(m);
+		return;
+	}
+	if (m->host == parked.host) {
+		parked_in_use = false;
+	} else {
+		/* A new size: it replaces what was parked. */
+		if (parked.host && !parked_in_use) {
+			parked.fd = PARKED_FD;
+			__real_mem_destroy(&parked);
+		}
+		if (!parked_in_use) {
+			parked = *m;
+			parked.thp = false;
+			parked.dirty_log = NULL;
+			if (dup3(m->fd, PARKED_FD, O_CLOEXEC) < 0)
+				abort();
+			parked.fd = PARKED_FD;
+		} else {
+			__real_mem_destroy(m);
+			return;
+		}
+	}
+	empty(&parked);
+	__real_close(m->fd);
+	m->host = m->reserved = NULL;
+	m->fd = -1;
+}
+
 /* ---- the VM -------------------------------------------------------------------------- */
+
+static struct vm target;             /* what each input's stream builds */
+
+/* A restored VM creates its in-kernel PIT on a thread of its own (vm.c
+ * pit_start, with the VM as the argument), joined once the state is
+ * loaded. Here that thread runs to its end at once, inside
+ * pthread_create: one of the orders it may run in, and no thread made
+ * and joined per input (a tenth of the time). Every other thread is
+ * real. */
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __real_pthread_join(pthread_t t, void **ret);
+int __wrap_pthread_join(pthread_t t, void **ret);
+#define RAN_INLINE ((pthread_t)-1)
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+	if (arg != &target)
+		return __real_pthread_create(t, a, fn, arg);
+	fn(arg);
+	*t = RAN_INLINE;
+	return 0;
+}
+
+int __wrap_pthread_join(pthread_t t, void **ret)
+{
+	if (t != RAN_INLINE)
+		return __real_pthread_join(t, ret);
+	if (ret)
+		*ret = NULL;
+	return 0;
+}
 
 #define MAX_RAM (64ull << 20)
 #define MAX_CPUS 4
@@ -465,8 +566,7 @@ static void fix_crcs(uint8_t *p, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct vm vm;
-	struct vm_restore rs = { .create = create, .target = &vm, .cmdline = &cmdline, .sync = synced };
+	struct vm_restore rs = { .create = create, .target = &target, .cmdline = &cmdline, .sync = synced };
 	uint8_t *copy = malloc(size ? size : 1);
 	if (!copy)
 		return 0;
@@ -474,7 +574,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fix_crcs(copy, size);
 	struct state_buf b = { .data = copy, .len = size };
 	char err[512];
-	memset(&vm, 0, sizeof(vm));
+	memset(&target, 0, sizeof(target));
 	int r = vm_restore_load(&rs, state_buf_source(&b), false, err, sizeof(err));
 	/* FUZZ_STREAM_VERBOSE=1: what each input came to (are the seeds
 	 * still loaded whole?). */

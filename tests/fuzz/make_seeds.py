@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Writes the synthetic seed inputs of the loader, device, PCI, virtio and
 balloon-state fuzz targets into
-tests/fuzz/corpus/{boot,multiboot,devices,pci,virtio,devstate,balloon_state}/
+tests/fuzz/corpus/{boot,multiboot,devices,pci,virtio,devstate,balloon_state,cpumodel}/
+and the dictionary tests/fuzz/fuzz_cpumodel.dict
 (the stripped guest kernels there are copied by hand: strip -o ...
 build/guest/...).
 Run from the repository root: python3 tests/fuzz/make_seeds.py"""
 import os
+import re
 import struct
 
 ROOT = os.path.join(os.path.dirname(__file__), "corpus")
@@ -389,6 +391,24 @@ def devstate_seeds():
         put("devstate", name, edits)
 
 
+# ---- fuzz_cpumodel: byte 0 the host (0 Intel, 1 AMD, 2 kvm_pvm; 4 PMU, 8 pvm), the spec ---
+def cpumodel_seeds():
+    for name, host, spec in (("host", 4, "host"), ("x86-64", 0, "x86-64"), ("v2-flags", 4, "x86-64-v2,+avx,-sse4_2"),
+                             ("v4-amd", 5, "x86-64-v4,-avx512f"), ("host-no-pmu", 4, "host,-pmu"),
+                             ("pvm-host", 14, "host,+xsave,-cx16"), ("readd", 0, "x86-64-v3,-avx,+avx,+pmu")):
+        put("cpumodel", name, bytes([host]) + spec.encode())
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src", "arch", "x86", "cpufeat_list.h")
+    names = re.findall(r'^X\(\w+, "([^"]+)"', open(src).read(), re.M)
+    with open(os.path.join(os.path.dirname(__file__), "fuzz_cpumodel.dict"), "w") as f:
+        f.write("# Model and feature names of the --cpu grammar (src/arch/x86/cpumodel.c,\n"
+                "# cpufeat_list.h), for libFuzzer's -dict. tests/fuzz/make_seeds.py writes it.\n")
+        for m in ("host", "x86-64", "x86-64-v1", "x86-64-v2", "x86-64-v3", "x86-64-v4"):
+            f.write('"%s"\n' % m)
+        f.write('",+pmu"\n",-pmu"\n')
+        for n in names:
+            f.write('",+%s"\n",-%s"\n' % (n, n))
+
+
 put("boot", "bzimage", bzimage())
 put("boot", "bzimage-old-protocol", bzimage(protocol=0x205, xloadflags=0))
 put("boot", "multiboot-aout", mb_aout())
@@ -400,3 +420,4 @@ devices()
 pci_seeds()
 virtio_seeds()
 devstate_seeds()
+cpumodel_seeds()

@@ -294,6 +294,10 @@ static void test_errors(void **state)
 	expect_err(aml_with(aml_device("DEV0"), aml_io(0, 0, 1, 1)), -EINVAL);
 	expect_err(aml_with(aml_resource_template(), aml_int(1)), -EINVAL);
 	expect_err(aml_name_decl("_CRS", aml_io(0, 0, 1, 1)), -EINVAL);
+	/* Nothing inside a descriptor: its bytes would run past its length. */
+	expect_err(aml_with(aml_resource_template(), aml_with(aml_io(0, 0, 1, 1), aml_int(7))), -EINVAL);
+	expect_err(aml_with(aml_resource_template(), aml_with(aml_irq_no_flags(4), aml_irq_no_flags(5))),
+		   -EINVAL);
 	/* Deep down, after good siblings. */
 	expect_err(aml_with(aml_scope("\\_SB"), aml_device("GOOD"),
 			    aml_with(aml_device("BAD0"), aml_name_decl("_HID", aml_eisaid("bad")))),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "arch/x86/cpuid.h"
@@ -188,6 +189,68 @@ static void test_topology(void **state)
 	free(sup);
 }
 
+/* -hypervisor removes the bit like any feature (Ember used to set it again
+ * after the flags, so the removal was dropped without a word). */
+static void test_remove_hypervisor(void **state)
+{
+	struct kvm_cpuid2 *sup = fx_rich(false);
+	struct cpu_host h = { .supported = sup, .pmu = true, .backend = "kvm_intel" };
+	static const char *const specs[] = { "host,-hypervisor", "x86-64,-hypervisor", "x86-64-v3,-avx2,-hypervisor" };
+	char msg[256];
+	struct cpu_model m;
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(cpumodel_build(&m, specs[i], &h, msg, sizeof(msg)), 0);
+		assert_false(cpuid_has(m.cpuid, F_HYPERVISOR));
+		cpumodel_free(&m);
+	}
+	assert_int_equal(cpumodel_build(&m, "x86-64", &h, msg, sizeof(msg)), 0);
+	assert_true(cpuid_has(m.cpuid, F_HYPERVISOR));
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "host,-hypervisor,+hypervisor", &h, msg, sizeof(msg)), 0);
+	assert_true(cpuid_has(m.cpuid, F_HYPERVISOR));
+	cpumodel_free(&m);
+	free(sup);
+}
+
+/* A PMU feature asked for by name on a model without a PMU is refused
+ * (it used to be dropped without a word); with +pmu it is there. */
+static void test_pmu_feature_needs_pmu(void **state)
+{
+	struct kvm_cpuid2 *sup = fx_rich(true);
+	struct cpu_host h = { .supported = sup, .pmu = true, .backend = "kvm_amd" };
+	char msg[256];
+	struct cpu_model m;
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc", &h, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "'perfctr_llc' needs the PMU"));
+	assert_int_equal(cpumodel_build(&m, "host,-pmu,+perfctr_core", &h, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+pmu,+perfctr_llc", &h, msg, sizeof(msg)), 0);
+	assert_true(m.pmu && cpuid_has(m.cpuid, F_PERFCTR_LLC));
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc,+pmu", &h, msg, sizeof(msg)), 0);
+	cpumodel_free(&m);
+	assert_int_equal(cpumodel_build(&m, "x86-64,+perfctr_llc,-perfctr_llc", &h, msg, sizeof(msg)), 0);
+	cpumodel_free(&m);
+	free(sup);
+}
+
+/* The cursor answers as cpuid_has does, in feature order, out of order,
+ * and for a leaf the CPUID lacks. */
+static void test_cursor(void **state)
+{
+	struct kvm_cpuid2 *cs[3] = { fx_rich(true), fx_rich(false), fx_pvm_host() };
+	cpuid_clear(cs[1], F_AVX);   /* a clear bit amid set ones */
+	for (int i = 0; i < 3; i++) {
+		struct cpuid_cursor k = { .c = cs[i] }, back = { .c = cs[i] };
+		for (int f = 0; f < F_COUNT; f++)
+			assert_int_equal(cpuid_cursor_has(&k, f), cpuid_has(cs[i], f));
+		for (int f = F_COUNT - 1; f >= 0; f -= 7)
+			assert_int_equal(cpuid_cursor_has(&back, f), cpuid_has(cs[i], f));
+		assert_false(cpuid_cursor_has(&k, F_NONE));
+		assert_false(cpuid_cursor_has(&k, F_COUNT));
+		free(cs[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +262,9 @@ int main(void)
 		cmocka_unit_test(test_supported_check),
 		cmocka_unit_test(test_model_diff),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_cursor),
+		cmocka_unit_test(test_remove_hypervisor),
+		cmocka_unit_test(test_pmu_feature_needs_pmu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

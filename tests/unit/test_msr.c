@@ -161,12 +161,31 @@ static void test_mce_banks(void **state)
 	free(sup);
 }
 
+/* The lookup is a binary search over the rule table: it must stay sorted,
+ * and the first and last MSR of a range and the ones just outside it find
+ * what a linear reading of the table would. */
+static void test_rule_lookup(void **state)
+{
+	assert_true(msr_rules_sorted());
+	assert_string_equal(msr_name(0x10), "IA32_TSC");
+	assert_null(msr_name(0xf));
+	assert_string_equal(msr_name(0x174), "IA32_SYSENTER");
+	assert_string_equal(msr_name(0x176), "IA32_SYSENTER");
+	assert_null(msr_name(0x177));
+	assert_string_equal(msr_name(0x47f), "IA32_MC_BANK");
+	assert_string_equal(msr_name(0xc0011029), "AMD64_DE_CFG");
+	assert_null(msr_name(0xc001102a));
+	assert_null(msr_name(UINT32_MAX));
+	assert_null(msr_name(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_model_every_host),
 		cmocka_unit_test(test_umwait_follows_waitpkg),
 		cmocka_unit_test(test_mce_banks),
+		cmocka_unit_test(test_rule_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,6 +351,36 @@ static void test_intx(void **state)
 	rig_destroy(&r);
 }
 
+static uint64_t other_read(void *o, uint64_t off, unsigned size) { return 0x2000 + off; }
+static const struct bus_ops other_ops = { other_read, dev_write };
+
+/* Two BARs over each other: the lower slot's decodes; when it stops
+ * decoding (or moves away) the other one does, and it wins again when it
+ * comes back. */
+static void test_overlapping_bars(void **state)
+{
+	struct rig r;
+	rig_init(&r);
+	struct pci_dev d2;
+	pci_dev_init(&d2, "t2", 0x1af4, 0x1044, 0x00ff00, 1, 0x1af4, 0x1100);
+	assert_int_equal(pci_add_bar(&d2, 0, 0x4000, false, &other_ops, NULL), 0);
+	assert_int_equal(pci_host_add(&r.h, &d2), 0);
+	assert_int_equal(d2.slot, 2);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x4010, 4), 0x2010);   /* where firmware put it */
+	pci_cfg_write(&d2, PCI_BASE_ADDRESS_0, 4, (uint32_t)W32);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x10, 4), 0x1010);     /* slot 1 wins */
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x4010, 4), 0xffffffff);
+	pci_cfg_write(&r.d, PCI_COMMAND, 2, 0);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x10, 4), 0x2010);
+	pci_cfg_write(&r.d, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x10, 4), 0x1010);
+	pci_cfg_write(&r.d, PCI_BASE_ADDRESS_0, 4, (uint32_t)W32 + 0x8000);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x10, 4), 0x2010);
+	assert_int_equal(pci_window_read(&r.h, W32 + 0x8010, 4), 0x1010);
+	pci_dev_destroy(&d2);
+	rig_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_capability_list),
 		cmocka_unit_test(test_msix),
 		cmocka_unit_test(test_intx),
+		cmocka_unit_test(test_overlapping_bars),
 		cmocka_unit_test(test_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

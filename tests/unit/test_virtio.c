@@ -1,6 +1,6 @@
 /* The split-virtqueue walker and the virtio PCI transport without KVM:
  * guest memory from mem_create, a fake msi_sink and INTx line, virtio-rng
- * as the device behind the transport. */
+ * as the device behind the transport (virtio-blk for its request slots). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +9,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "devices/virtio/blk.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtqueue.h"
 #include "migration/state.h"
@@ -402,6 +407,57 @@ static void test_state_hostile(void **state)
 	}
 }
 
+/* A virtio-blk request: 16-byte header at BUF, the data buffer (if any)
+ * at BUF + 0x100, the status byte at BUF + 0x800, chain from descriptor 0. */
+static void blk_request(uint32_t type, uint32_t data_len)
+{
+	struct virtio_blk_outhdr h = { .type = type };
+	assert_int_equal(mem_write(&mem, BUF, &h, sizeof(h)), 0);
+	*desc(0) = (struct vring_desc){ BUF, 16, VRING_DESC_F_NEXT, data_len ? 1 : 2 };
+	*desc(1) = (struct vring_desc){ BUF + 0x100, data_len, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2 };
+	*desc(2) = (struct vring_desc){ BUF + 0x800, 1, VRING_DESC_F_WRITE, 0 };
+	publish(0);
+}
+
+/* A request slot is reused (the free slots are a stack): what the request
+ * before left in it must not leak into the next one's used length. A read
+ * of no data writes only its status byte: used length 1. */
+static void test_blk_slot_reuse(void **state)
+{
+	int fd = memfd_create("test-disk", MFD_CLOEXEC);
+	assert_true(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	char path[64], err[256];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	struct fake_sink sink = { { f_alloc, f_set, f_fire, NULL }, 0, { 0 } };
+	struct irq_line line = { .set_level = line_set, .gsi = 16 };
+	struct virtio_env env = { .mem = &mem, .msi = &sink.s, .intx = &line };
+	struct blk_opts o = { .path = path, .serial = "slot-reuse" };
+	struct virtio_dev *vd;
+	memset(mem.host, 0, 1 << 20);
+	assert_int_equal(virtio_blk_create(&env, &o, &vd, err, sizeof(err)), 0);
+	virtio_bar_write(vd, C(guest_feature_select), 4, 1);
+	virtio_bar_write(vd, C(guest_feature), 4, 1u << (VIRTIO_F_VERSION_1 - 32));
+	virtio_bar_write(vd, C(device_status), 1, 0x0b);
+	virtio_bar_write(vd, C(queue_size), 2, 16);
+	virtio_bar_write(vd, C(queue_desc_lo), 4, DESC);
+	virtio_bar_write(vd, C(queue_avail_lo), 4, AVAIL);
+	virtio_bar_write(vd, C(queue_used_lo), 4, USED);
+	virtio_bar_write(vd, C(queue_enable), 2, 1);
+	virtio_bar_write(vd, C(device_status), 1, 0x0f);
+	blk_request(VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_ID_BYTES);
+	virtio_kick(vd, 0);
+	assert_int_equal(used()->idx, 1);
+	assert_int_equal(used()->ring[0].len, 1 + VIRTIO_BLK_ID_BYTES);
+	assert_memory_equal(mem_ptr(&mem, BUF + 0x100, 10), "slot-reuse", 10);
+	blk_request(VIRTIO_BLK_T_IN, 0);
+	virtio_kick(vd, 0);
+	assert_int_equal(used()->idx, 2);
+	assert_int_equal(*(uint8_t *)mem_ptr(&mem, BUF + 0x800, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(used()->ring[1].len, 1);
+	virtio_blk_destroy(vd);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_dirty_writes),
 		cmocka_unit_test(test_state_roundtrip),
 		cmocka_unit_test(test_state_hostile),
+		cmocka_unit_test(test_blk_slot_reuse),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

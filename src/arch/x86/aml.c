@@ -452,7 +452,7 @@ struct aml *aml_append(struct aml *parent, struct aml *child)
 		fail(parent, -ENOMEM);
 	else if (child->err)
 		fail(parent, child->err);
-	else if ((child->kind == K_DESC) != (parent->kind == K_RESOURCES) ||
+	else if ((child->kind == K_DESC) != (parent->kind == K_RESOURCES) || parent->kind == K_DESC ||
 		 (parent->kind == K_PACKAGE && parent->count == 255))
 		fail(parent, -EINVAL);
 	else {

@@ -4,8 +4,9 @@
  * template) and encodes it there, PkgLength and all, so a table reads as
  * the ASL it stands for. Errors stick: a constructor returns NULL when out
  * of memory, a node given a NULL child or an invalid one (a bad name, a
- * descriptor outside a resource template) is marked failed, and
- * aml_take() reports the first error for the whole tree. */
+ * descriptor outside a resource template, anything inside a descriptor) is
+ * marked failed, and aml_take() reports the first error for the whole
+ * tree. */
 #ifndef EMBER_X86_AML_H
 #define EMBER_X86_AML_H
 

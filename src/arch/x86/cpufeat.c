@@ -106,6 +106,20 @@ bool cpuid_has(const struct kvm_cpuid2 *c, int f)
 	return e && (*cpuid_reg_ptr(e, d->reg) >> d->bit & 1);
 }
 
+bool cpuid_cursor_has(struct cpuid_cursor *k, int f)
+{
+	if (f < 0 || f >= F_COUNT)
+		return false;
+	const struct cpu_feature *d = &cpu_features[f];
+	if (!k->valid || k->leaf != d->leaf || k->subleaf != d->subleaf) {
+		k->e = cpuid_entry(k->c, d->leaf, d->subleaf);
+		k->leaf = d->leaf;
+		k->subleaf = d->subleaf;
+		k->valid = true;
+	}
+	return k->e && (*cpuid_reg_ptr((struct kvm_cpuid_entry2 *)k->e, d->reg) >> d->bit & 1);
+}
+
 bool cpuid_set(struct kvm_cpuid2 *c, int f)
 {
 	const struct cpu_feature *d = &cpu_features[f];

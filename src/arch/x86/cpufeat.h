@@ -37,6 +37,17 @@ struct kvm_cpuid_entry2 *cpuid_entry(const struct kvm_cpuid2 *c, uint32_t leaf, 
 uint32_t *cpuid_reg_ptr(struct kvm_cpuid_entry2 *e, unsigned reg);
 
 bool cpuid_has(const struct kvm_cpuid2 *c, int f);
+/* cpuid_has for a loop over features: they come grouped by leaf
+ * (cpufeat_list.h), so the entry is looked up again only when the leaf
+ * changes (each lookup scans every entry). Start with { .c = cpuid }; c
+ * may change its values but must not gain or lose entries meanwhile. */
+struct cpuid_cursor {
+	const struct kvm_cpuid2 *c;
+	uint32_t leaf, subleaf;
+	const struct kvm_cpuid_entry2 *e;
+	bool valid;
+};
+bool cpuid_cursor_has(struct cpuid_cursor *k, int f);
 /* Sets the bit; false when the leaf is absent from c. */
 bool cpuid_set(struct kvm_cpuid2 *c, int f);
 void cpuid_clear(struct kvm_cpuid2 *c, int f);

@@ -326,6 +326,8 @@ int cpumodel_build(struct cpu_model *m, const char *spec, const struct cpu_host 
 		}
 	}
 
+	/* Before the flags: -hypervisor takes it away like any feature. */
+	cpuid_set(c, F_HYPERVISOR);
 	for (unsigned i = 0; i < nflags; i++) {
 		const struct flag *f = &flags[i];
 		if (f->feature == FLAG_PMU) {
@@ -351,8 +353,19 @@ int cpumodel_build(struct cpu_model *m, const char *spec, const struct cpu_host 
 			goto fail;
 		}
 	}
-	cpuid_set(c, F_HYPERVISOR);
+	/* Without a PMU the leaves go and the PMU features with them: one
+	 * the spec adds by name is refused, not dropped without a word. */
+	bool had[MAX_FLAGS];
+	for (unsigned i = 0; i < nflags; i++)
+		had[i] = flags[i].add && flags[i].feature != FLAG_PMU && cpuid_has(c, flags[i].feature);
 	fix_feature_leaves(c, m->pmu);
+	for (unsigned i = 0; i < nflags; i++) {
+		if (had[i] && !cpuid_has(c, flags[i].feature)) {
+			r = errf(err, errlen, "--cpu %s: '%s' needs the PMU, which this model has not (+pmu)",
+				 spec, flags[i].name);
+			goto fail;
+		}
+	}
 	return 0;
 fail:
 	cpumodel_free(m);
@@ -372,8 +385,9 @@ int cpumodel_check_supported(const struct kvm_cpuid2 *guest, const struct kvm_cp
 	/* Not KVM's to support: the hypervisor bit, the topology bits Ember
 	 * writes per vCPU (cpuid.c: HTT and CmpLegacy with --cpus > 1), the
 	 * bits KVM derives from the vCPU's state (cpuid_runtime_mask). */
+	struct cpuid_cursor kg = { .c = guest }, ks = { .c = supported };
 	for (int f = 0; f < F_COUNT; f++)
-		if (cpuid_has(guest, f) && !cpuid_has(supported, f) && f != F_HYPERVISOR && f != F_HT &&
+		if (cpuid_cursor_has(&kg, f) && !cpuid_cursor_has(&ks, f) && f != F_HYPERVISOR && f != F_HT &&
 		    f != F_CMP_LEGACY && !cpufeat_is_runtime(f))
 			list_add(missing, sizeof(missing), cpu_features[f].name);
 	char gv[13], sv[13];
@@ -398,10 +412,14 @@ int cpumodel_diff(const struct kvm_cpuid2 *a, const struct kvm_cpuid2 *b, char *
 	if (siga != sigb)
 		return errf(err, errlen, "signature (family, model, stepping) %#x, not %#x", siga, sigb), 1;
 	char only_a[512] = "", only_b[512] = "";
+	struct cpuid_cursor ka = { .c = a }, kb = { .c = b };
 	for (int f = 0; f < F_COUNT; f++) {
-		if (f == F_HT || f == F_CMP_LEGACY || cpufeat_is_runtime(f) || cpuid_has(a, f) == cpuid_has(b, f))
+		if (f == F_HT || f == F_CMP_LEGACY || cpufeat_is_runtime(f))
 			continue;
-		list_add(cpuid_has(a, f) ? only_a : only_b, sizeof(only_a), cpu_features[f].name);
+		bool in_a = cpuid_cursor_has(&ka, f);
+		if (in_a == cpuid_cursor_has(&kb, f))
+			continue;
+		list_add(in_a ? only_a : only_b, sizeof(only_a), cpu_features[f].name);
 	}
 	if (!only_a[0] && !only_b[0])
 		return 0;

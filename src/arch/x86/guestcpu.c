@@ -123,8 +123,9 @@ static void forced_features(const struct kvm_cpuid2 *given, const struct kvm_cpu
 {
 	buf[0] = '\0';
 	*first = F_NONE;
+	struct cpuid_cursor kgot = { .c = got }, kgiven = { .c = given };
 	for (int f = 0; f < F_COUNT; f++) {
-		if (!cpuid_has(got, f) || cpuid_has(given, f) || f == F_HT)
+		if (!cpuid_cursor_has(&kgot, f) || cpuid_cursor_has(&kgiven, f) || f == F_HT)
 			continue;
 		if (*first == F_NONE)
 			*first = f;
@@ -159,8 +160,14 @@ static int settle_model(struct guest_cpu *g, struct scratch *s, char *err, size_
 	}
 	int first;
 	forced_features(g->model.cpuid, got, g->model.backend_forced, sizeof(g->model.backend_forced), &first);
-	for (int f = 0; f < F_COUNT; f++) {
-		if (cpuid_has(got, f) && !cpuid_has(g->model.cpuid, f) && spec_removes(g->model.spec, cpu_features[f].name)) {
+	/* A removal follows a comma (the model name comes first): without
+	 * one, no feature can have been removed, and the loop's CPUID
+	 * lookups are skipped. */
+	bool removes = strstr(g->model.spec, ",-") != NULL;
+	struct cpuid_cursor kgot = { .c = got }, kmodel = { .c = g->model.cpuid };
+	for (int f = 0; f < F_COUNT && removes; f++) {
+		if (cpuid_cursor_has(&kgot, f) && !cpuid_cursor_has(&kmodel, f) &&
+		    spec_removes(g->model.spec, cpu_features[f].name)) {
 			snprintf(err, errlen, "--cpu %s: %s shows the guest '%s' whatever Ember asks",
 				 g->model.spec, g->host.backend, cpu_features[f].name);
 			free(got);

@@ -121,12 +121,30 @@ static const struct msr_rule rules[] = {
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
+/* Binary search: rules[] is sorted by index with disjoint ranges
+ * (msr_rules_sorted, checked by test_msr). A list build looks up some 200
+ * MSRs. */
 static const struct msr_rule *find_rule(uint32_t index)
 {
-	for (size_t i = 0; i < NRULES; i++)
-		if (index >= rules[i].first && index <= rules[i].last)
-			return &rules[i];
+	size_t lo = 0, hi = NRULES;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (index < rules[mid].first)
+			hi = mid;
+		else if (index > rules[mid].last)
+			lo = mid + 1;
+		else
+			return &rules[mid];
+	}
 	return NULL;
+}
+
+bool msr_rules_sorted(void)
+{
+	for (size_t i = 0; i < NRULES; i++)
+		if (rules[i].first > rules[i].last || (i && rules[i].first <= rules[i - 1].last))
+			return false;
+	return true;
 }
 
 const char *msr_name(uint32_t index)
@@ -135,7 +153,8 @@ const char *msr_name(uint32_t index)
 	return r ? r->name : NULL;
 }
 
-/* True when no feature is listed or the guest has one of them. */
+/* True when no feature is listed or the guest has one of them. why NULL:
+ * the caller only filters (msr_build_list), so no reason is formatted. */
 static bool any_feature(const struct msr_rule *r, const struct kvm_cpuid2 *c, const char **why)
 {
 	if (r->feat[0] == F_NONE)
@@ -143,14 +162,15 @@ static bool any_feature(const struct msr_rule *r, const struct kvm_cpuid2 *c, co
 	for (int i = 0; i < 4 && r->feat[i] != F_NONE; i++)
 		if (cpuid_has(c, r->feat[i]))
 			return true;
+	if (!why)
+		return false;
 	static __thread char buf[96];
 	snprintf(buf, sizeof(buf), "guest lacks %s", cpu_features[r->feat[0]].name);
 	for (int i = 1; i < 4 && r->feat[i] != F_NONE; i++) {
 		size_t n = strlen(buf);
 		snprintf(buf + n, sizeof(buf) - n, "|%s", cpu_features[r->feat[i]].name);
 	}
-	if (why)
-		*why = buf;
+	*why = buf;
 	return false;
 }
 
@@ -160,24 +180,34 @@ static uint32_t leaf_reg(const struct kvm_cpuid2 *c, uint32_t leaf, unsigned reg
 	return e ? *cpuid_reg_ptr(e, reg) : 0;
 }
 
-bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
+/* msr_saved with the rule found already (NULL: none). */
+static bool rule_saves(const struct msr_rule *r, uint32_t index, const struct msr_guest *g, const char **why)
 {
 	const char *dummy;
+	/* Where the caller wants no reason, any_feature formats none. */
+	const char **feat_why = why;
 	if (!why)
 		why = &dummy;
-	const struct msr_rule *r = find_rule(index);
 	if (!r) {
 		*why = "unknown to Ember";
 		return false;
 	}
 	unsigned n = index - r->first;
-	uint32_t pmu_eax = leaf_reg(g->cpuid, 0xa, EAX), pmu_edx = leaf_reg(g->cpuid, 0xa, EDX);
-	bool amd = cpuid_is_amd(g->cpuid);
+	/* Read only by the PMU and vendor rules: each read is a CPUID
+	 * lookup, and a list build asks about some 200 MSRs. */
+	uint32_t pmu_eax = 0, pmu_edx = 0;
+	bool amd = false;
+	if (r->cond == C_PMU_INTEL_GP || r->cond == C_PMU_INTEL_FIXED || r->cond == C_PMU_INTEL_V2) {
+		pmu_eax = leaf_reg(g->cpuid, 0xa, EAX);
+		pmu_edx = leaf_reg(g->cpuid, 0xa, EDX);
+	}
+	if (r->cond == C_PMU_AMD || r->cond == C_PMU_AMD_V2 || r->cond == C_AMD)
+		amd = cpuid_is_amd(g->cpuid);
 	switch (r->cond) {
 	case C_ALWAYS:
 		return true;
 	case C_FEAT:
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_WRITE_ONLY:
 		*why = "write-only";
 		return false;
@@ -189,7 +219,7 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = g->pmu ? "not an AMD guest" : "guest has no PMU";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_AMD_V2:
 		/* KVM gives the global registers only with counters to control
 		 * (amd_pmu_refresh); a PerfMonV2 bit with zero counters, as
@@ -198,13 +228,13 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = !g->pmu ? "guest has no PMU" : "guest has no PerfMonV2 core counters";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_INTEL_GP:
 		if (!g->pmu || (pmu_eax & 0xff) < 1 || n >= ((pmu_eax >> 8) & 0xff)) {
 			*why = "guest has no such PMU counter";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_PMU_INTEL_FIXED:
 		if (!g->pmu || (pmu_eax & 0xff) < 2 || n >= (pmu_edx & 0x1f)) {
 			*why = "guest has no such fixed PMU counter";
@@ -216,7 +246,7 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 			*why = "guest has no architectural PMU v2";
 			return false;
 		}
-		return any_feature(r, g->cpuid, why);
+		return any_feature(r, g->cpuid, feat_why);
 	case C_MCG_CTL:
 		if (!(g->mcg_cap & MCG_CTL_P)) {
 			*why = "MCG_CAP has no MCG_CTL_P";
@@ -238,6 +268,11 @@ bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
 	}
 	*why = "no rule";
 	return false;
+}
+
+bool msr_saved(uint32_t index, const struct msr_guest *g, const char **why)
+{
+	return rule_saves(find_rule(index), index, g, why);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -300,57 +335,71 @@ int msr_kvm_lists(int kvm_fd, struct msr_list *out)
 	return 0;
 }
 
-static int push(struct msr_list *l, uint32_t index, unsigned *cap)
+static bool sorted_unique(const struct msr_list *l)
 {
-	if (l->n == *cap) {
-		unsigned ncap = *cap ? *cap * 2 : 64;
-		uint32_t *p = realloc(l->index, ncap * sizeof(uint32_t));
-		if (!p)
-			return -ENOMEM;
-		l->index = p;
-		*cap = ncap;
-	}
-	l->index[l->n++] = index;
-	return 0;
+	for (unsigned i = 1; i < l->n; i++)
+		if (l->index[i] <= l->index[i - 1])
+			return false;
+	return true;
 }
 
-static bool from_kvm(const struct msr_list *kvm, uint32_t index)
-{
-	for (unsigned i = 0; i < kvm->n; i++)
-		if (kvm->index[i] == index)
-			return true;
-	return false;
-}
-
+/* The candidates are KVM's list (sorted: msr_kvm_lists makes it so) and
+ * the rules' extras (in the table's order, which is sorted), merged in one
+ * pass whose rule cursor only moves forward: no sort, no search. */
 int msr_build_list(const struct msr_list *kvm, const struct msr_guest *g, struct msr_list *save,
 		   struct msr_list *dropped)
 {
-	struct msr_list cand = { 0 };
-	unsigned cap = 0, scap = 0, dcap = 0;
-	int r = 0;
 	memset(save, 0, sizeof(*save));
 	if (dropped)
 		memset(dropped, 0, sizeof(*dropped));
-	for (unsigned i = 0; i < kvm->n && !r; i++)
-		r = push(&cand, kvm->index[i], &cap);
-	for (size_t i = 0; i < NRULES && !r; i++)
-		if (rules[i].extra)
-			for (uint32_t m = rules[i].first; m <= rules[i].last && !r; m++)
-				r = push(&cand, m, &cap);
-	sort_unique(&cand);
-	for (unsigned i = 0; i < cand.n && !r; i++) {
-		if (msr_saved(cand.index[i], g, NULL))
-			r = push(save, cand.index[i], &scap);
-		else if (dropped && from_kvm(kvm, cand.index[i]))
-			r = push(dropped, cand.index[i], &dcap);
+	struct msr_list k = *kvm, copy = { 0 };
+	if (!sorted_unique(&k)) {      /* a caller's own list */
+		if (!(copy.index = malloc((k.n + 1) * sizeof(uint32_t))))
+			return -ENOMEM;
+		memcpy(copy.index, k.index, k.n * sizeof(uint32_t));
+		copy.n = k.n;
+		sort_unique(&copy);
+		k = copy;
 	}
-	msr_list_free(&cand);
-	if (r) {
+	unsigned extras = 0;
+	for (size_t i = 0; i < NRULES; i++)
+		extras += rules[i].extra ? rules[i].last - rules[i].first + 1 : 0;
+	save->index = malloc((k.n + extras + 1) * sizeof(uint32_t));
+	if (dropped)
+		dropped->index = malloc((k.n + 1) * sizeof(uint32_t));
+	if (!save->index || (dropped && !dropped->index)) {
 		msr_list_free(save);
 		if (dropped)
 			msr_list_free(dropped);
+		msr_list_free(&copy);
+		return -ENOMEM;
 	}
-	return r;
+	unsigned ki = 0;
+	size_t xr = 0, rc = 0;              /* the next extra's rule; the rule cursor */
+	uint64_t xm = rules[0].first;       /* the next extra in rules[xr] */
+	for (;;) {
+		while (xr < NRULES && (!rules[xr].extra || xm > rules[xr].last)) {
+			xr++;
+			xm = xr < NRULES ? rules[xr].first : 0;
+		}
+		bool have_k = ki < k.n, have_x = xr < NRULES;
+		if (!have_k && !have_x)
+			break;
+		uint32_t idx = !have_x || (have_k && k.index[ki] <= xm) ? k.index[ki] : (uint32_t)xm;
+		bool listed = have_k && k.index[ki] == idx;
+		ki += listed;
+		if (have_x && xm == idx)
+			xm++;
+		while (rc < NRULES && rules[rc].last < idx)
+			rc++;
+		const struct msr_rule *r = rc < NRULES && rules[rc].first <= idx ? &rules[rc] : NULL;
+		if (rule_saves(r, idx, g, NULL))
+			save->index[save->n++] = idx;
+		else if (dropped && listed)
+			dropped->index[dropped->n++] = idx;
+	}
+	msr_list_free(&copy);
+	return 0;
 }
 
 void msr_list_free(struct msr_list *l)

@@ -49,6 +49,10 @@ int msr_build_list(const struct msr_list *kvm, const struct msr_guest *g, struct
 void msr_list_free(struct msr_list *l);
 bool msr_list_has(const struct msr_list *l, uint32_t index);
 
+/* For test_msr: the rule table is in index order with disjoint ranges,
+ * which the lookup relies on. */
+bool msr_rules_sorted(void);
+
 /* Ember's name for the MSR ("IA32_UMWAIT_CONTROL"), NULL when it has none. */
 const char *msr_name(uint32_t index);
 

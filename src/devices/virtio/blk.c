@@ -39,6 +39,7 @@ struct blk_req {
 	off_t range_off, range_len;
 	bool unmap;
 	enum zero_step zero_step;
+	uint16_t slot;                /* its index in vblk.reqs */
 	struct iovec iov[BLK_IOV_MAX];
 };
 
@@ -52,7 +53,9 @@ struct vblk {
 	struct io_uring ring;
 	bool ring_ok;
 	int ring_efd;                 /* completions, watched by the loop */
-	struct blk_req *reqs;         /* BLK_QUEUE_SIZE slots */
+	/* Request slots, each allocated when first used: all of them are
+	 * 1 MiB (256 iovecs each), which most disks never fill. */
+	struct blk_req *reqs[BLK_QUEUE_SIZE];
 	uint16_t free[BLK_QUEUE_SIZE];
 	unsigned nfree;
 	unsigned inflight;            /* submitted to io_uring */
@@ -173,7 +176,7 @@ static void finish(struct vblk *b, struct blk_req *q, uint8_t status)
 		vq_push(&b->vd.vq[0], q->e.head, used);
 		b->pushed = true;
 	}
-	b->free[b->nfree++] = (uint16_t)(q - b->reqs);
+	b->free[b->nfree++] = q->slot;
 }
 
 static void scatter(const struct iovec *iov, unsigned n, const void *src, size_t len)
@@ -220,6 +223,9 @@ static void queue_sqe(struct vblk *b, struct blk_req *q, struct io_uring_sqe *sq
 static void start(struct vblk *b, struct blk_req *q)
 {
 	struct blk_request *r = &q->r;
+	/* A slot is reused: a read of no data must not report the bytes of
+	 * the request the slot held before. */
+	q->used_len = 0;
 	uint8_t st = blk_check(r, b->sectors, b->readonly);
 	if (st != VIRTIO_BLK_S_OK) {
 		finish(b, q, st);
@@ -361,13 +367,24 @@ static unsigned reap(struct vblk *b)
 	return n;
 }
 
+static struct blk_req *slot(struct vblk *b, uint16_t i)
+{
+	if (!b->reqs[i] && (b->reqs[i] = malloc(sizeof(*b->reqs[i]))))
+		b->reqs[i]->slot = i;
+	return b->reqs[i];
+}
+
 static void run_queue(struct vblk *b)
 {
 	struct virtio_dev *vd = &b->vd;
 	struct virtq *vq = &vd->vq[0];
 	do {
 		while (b->nfree) {
-			struct blk_req *q = &b->reqs[b->free[b->nfree - 1]];
+			struct blk_req *q = slot(b, b->free[b->nfree - 1]);
+			if (!q) {
+				virtio_set_broken(vd, "no memory for a request");
+				goto out;
+			}
 			int r = vq_pop(vq, &q->e, q->iov, BLK_IOV_MAX);
 			if (r == 0)
 				break;
@@ -377,7 +394,7 @@ static void run_queue(struct vblk *b)
 			}
 			b->nfree--;
 			if (blk_parse(&q->e, &q->r)) {
-				b->free[b->nfree++] = (uint16_t)(q - b->reqs);
+				b->free[b->nfree++] = q->slot;
 				virtio_set_broken(vd, "request without a 16-byte header or a status byte");
 				goto out;
 			}
@@ -548,11 +565,6 @@ int virtio_blk_create(const struct virtio_env *env, const struct blk_opts *o,
 	int r = open_image(b, o, err, errlen);
 	if (r)
 		goto fail;
-	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
-	if (!b->reqs) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	for (unsigned i = 0; i < BLK_QUEUE_SIZE; i++)
 		b->free[i] = (uint16_t)(BLK_QUEUE_SIZE - 1 - i);
 	b->nfree = BLK_QUEUE_SIZE;
@@ -608,6 +620,7 @@ void virtio_blk_destroy(struct virtio_dev *vd)
 	virtio_destroy(vd);
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->reqs);
+	for (unsigned i = 0; i < BLK_QUEUE_SIZE; i++)
+		free(b->reqs[i]);
 	free(b);
 }
