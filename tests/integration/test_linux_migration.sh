@@ -38,7 +38,11 @@
 # runs this script in the nested SVM test host there (about 4 minutes).
 # Times in the test host are TCG's: printed as "#" lines, never checked
 # beyond the clock's bounds.
-# test-host: nested-ready
+# test-host: direct
+# Not nested-ready yet: in the TCG test host, boots 2 and 3 (run beside
+# each other) triple-fault right after the i8042 probe in about half the
+# runs (2 of 4 on 2026-12-08; boot 1 never did); not yet known whether
+# Ember or QEMU's nested SVM is at fault. EMBER_TEST_HOST=nested runs it.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
