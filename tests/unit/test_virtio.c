@@ -238,12 +238,10 @@ static void test_transport_rng(void **state)
 	virtio_rng_destroy(vd);
 }
 
-/* An rng driven up to DRIVER_OK with queue 0 (16 entries) live. */
-static struct virtio_dev *rng_live(struct fake_sink *sink, struct irq_line *line)
+/* Drive VD to DRIVER_OK with VERSION_1 and queue 0 (16 entries at DESC,
+ * AVAIL, USED) live; its MSI-X vector set when VECTOR >= 0. */
+static void drive_queue0(struct virtio_dev *vd, int vector)
 {
-	struct virtio_env env = { .mem = &mem, .msi = &sink->s, .intx = line };
-	struct virtio_dev *vd;
-	assert_int_equal(virtio_rng_create(&env, &vd), 0);
 	virtio_bar_write(vd, C(guest_feature_select), 4, 1);
 	virtio_bar_write(vd, C(guest_feature), 4, 1u << (VIRTIO_F_VERSION_1 - 32));
 	virtio_bar_write(vd, C(device_status), 1, 0x0b);
@@ -251,9 +249,19 @@ static struct virtio_dev *rng_live(struct fake_sink *sink, struct irq_line *line
 	virtio_bar_write(vd, C(queue_desc_lo), 4, DESC);
 	virtio_bar_write(vd, C(queue_avail_lo), 4, AVAIL);
 	virtio_bar_write(vd, C(queue_used_lo), 4, USED);
-	virtio_bar_write(vd, C(queue_msix_vector), 2, 1);
+	if (vector >= 0)
+		virtio_bar_write(vd, C(queue_msix_vector), 2, (uint32_t)vector);
 	virtio_bar_write(vd, C(queue_enable), 2, 1);
 	virtio_bar_write(vd, C(device_status), 1, 0x0f);
+}
+
+/* An rng driven up to DRIVER_OK with queue 0 (16 entries) live. */
+static struct virtio_dev *rng_live(struct fake_sink *sink, struct irq_line *line)
+{
+	struct virtio_env env = { .mem = &mem, .msi = &sink->s, .intx = line };
+	struct virtio_dev *vd;
+	assert_int_equal(virtio_rng_create(&env, &vd), 0);
+	drive_queue0(vd, 1);
 	return vd;
 }
 
@@ -435,15 +443,7 @@ static void test_blk_slot_reuse(void **state)
 	struct virtio_dev *vd;
 	memset(mem.host, 0, 1 << 20);
 	assert_int_equal(virtio_blk_create(&env, &o, &vd, err, sizeof(err)), 0);
-	virtio_bar_write(vd, C(guest_feature_select), 4, 1);
-	virtio_bar_write(vd, C(guest_feature), 4, 1u << (VIRTIO_F_VERSION_1 - 32));
-	virtio_bar_write(vd, C(device_status), 1, 0x0b);
-	virtio_bar_write(vd, C(queue_size), 2, 16);
-	virtio_bar_write(vd, C(queue_desc_lo), 4, DESC);
-	virtio_bar_write(vd, C(queue_avail_lo), 4, AVAIL);
-	virtio_bar_write(vd, C(queue_used_lo), 4, USED);
-	virtio_bar_write(vd, C(queue_enable), 2, 1);
-	virtio_bar_write(vd, C(device_status), 1, 0x0f);
+	drive_queue0(vd, -1);
 	blk_request(VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_ID_BYTES);
 	virtio_kick(vd, 0);
 	assert_int_equal(used()->idx, 1);
