@@ -67,19 +67,7 @@ else
 fi
 
 # --- the guest ---------------------------------------------------------------
-LINUX=$ROOT/build/linux
-brc=0
-bash "$ROOT/tools/linux/build.sh" "$LINUX" >"$TMP/build.out" 2>&1 || brc=$?
-if [ "$brc" -eq 3 ]; then
-	for n in "${ALL[@]}"; do skip "$n" "Debian package archive unreachable and no cached kernel"; done
-	exit 0
-elif [ "$brc" -ne 0 ]; then
-	fail "linux guest build" "tools/linux/build.sh exited $brc"
-	sed 's/^/#   /' "$TMP/build.out" | tail -n 20
-	for n in "${ALL[@]:1}"; do skip "$n" "no guest kernel"; done
-	exit 0
-fi
-pass "linux guest build"
+linux_guest_build "${ALL[@]}"
 echo "# guest: $(head -n 1 "$LINUX/kernel.txt")"
 
 if [ ! -x "$EMBER" ]; then
