@@ -84,19 +84,7 @@ if [ -d /sys/module/kvm_pvm ]; then
 	exit 0
 fi
 
-LINUX=$ROOT/build/linux
-brc=0
-bash "$ROOT/tools/linux/build.sh" "$LINUX" >"$TMP/build.out" 2>&1 || brc=$?
-if [ "$brc" -eq 3 ]; then
-	for n in "${CHECKS[@]}"; do skip "$n" "Debian package archive unreachable and no cached kernel"; done
-	exit 0
-elif [ "$brc" -ne 0 ]; then
-	fail "linux guest build" "tools/linux/build.sh exited $brc"
-	sed 's/^/#   /' "$TMP/build.out" | tail -n 20
-	for n in "${CHECKS[@]:1}"; do skip "$n" "no guest kernel"; done
-	exit 0
-fi
-pass "linux guest build"
+linux_guest_build "${CHECKS[@]}"
 echo "# guest: $(head -n 1 "$LINUX/kernel.txt"), ember: $EMBER"
 T0=$(date +%s)
 
@@ -172,6 +160,19 @@ vm_exit() {
 	local fd=${FD[$1]}
 	exec {fd}>&-
 	unset "PID[$1]" "FD[$1]"
+}
+# check_poweroff CHECK NAME: the guest in NAME stops its test (s), powers
+# off, and ember exits 0 with the guest's memory and disk checks clean.
+check_poweroff() {
+	send "$2" s
+	wait_for "$2" "EMBER-T: stopped " 120
+	vm_exit "$2" 60
+	if [ "$VRC" = 0 ] && has "$2" "EMBER-T: stopped disk_bad=0 churn_rounds=[0-9]+ churn_bad=0"; then
+		pass "$1"
+		tr -d '\r' <"$TMP/$2.out" | grep -a "EMBER-T: stopped" | sed 's/^/# /'
+	else
+		fail "$1" "exit $VRC"; show "$TMP/$2.out" 5; show "$TMP/$2.err" 5
+	fi
 }
 # listening PORT: wait until a destination listens there
 listening() {
@@ -403,15 +404,7 @@ if [ -z "${BOOT1_FAILED:-}" ]; then
 		pass "snapshot: written while the guest runs"; sed 's/^/# /' "$TMP/snap.ctl"
 	else fail "snapshot: written while the guest runs" "ctl exited $rc"; show "$TMP/snap.ctl" 5; fi
 	check_ticking "snapshot: the guest runs on after it" C 120
-	send C s
-	wait_for C "EMBER-T: stopped " 120
-	vm_exit C 60
-	if [ "$VRC" = 0 ] && has C "EMBER-T: stopped disk_bad=0 churn_rounds=[0-9]+ churn_bad=0"; then
-		pass "poweroff after the moves: ember exits 0"
-		tr -d '\r' <"$TMP/C.out" | grep -a "EMBER-T: stopped" | sed 's/^/# /'
-	else
-		fail "poweroff after the moves: ember exits 0" "exit $VRC"; show "$TMP/C.out" 5; show "$TMP/C.err" 5
-	fi
+	check_poweroff "poweroff after the moves: ember exits 0" C
 	HIST="$TMP/A.out+$TMP/B.out+$TMP/C.out"
 	check_py "disk: the image holds every record written across the migrations" disk "$IMG" "$HIST"
 
@@ -423,14 +416,7 @@ if [ -z "${BOOT1_FAILED:-}" ]; then
 	check_py "restore: the guest clock goes on from the snapshot" restored-clock "$TMP/C.out" "$TMP/R.out"
 	check_answers "restore: the guest answers on its console, its memory and disk intact" R
 	check_ping "restore: network comes back" R
-	send R s
-	wait_for R "EMBER-T: stopped " 120
-	vm_exit R 60
-	if [ "$VRC" = 0 ] && has R "EMBER-T: stopped disk_bad=0 churn_rounds=[0-9]+ churn_bad=0"; then
-		pass "restore: poweroff ends ember with status 0"
-	else
-		fail "restore: poweroff ends ember with status 0" "exit $VRC"; show "$TMP/R.out" 5; show "$TMP/R.err" 5
-	fi
+	check_poweroff "restore: poweroff ends ember with status 0" R
 	check_py "disk: the image holds every record after the restore" disk "$IMG" "$HIST" "$TMP/R.out"
 	xs=(); [ "$XSETBV_OK" = 1 ] || xs=(--except-xsave)
 	check_py "boot 1: the kernel reports no BUG, WARNING or stall" complaints "${xs[@]}" "$TMP"/[ABCR].out
@@ -456,14 +442,7 @@ if wait_for V "EMBER-T: tick n=3 " 300; then
 	b=$(sed -n 's/^EMBER-T: flags //p' "$TMP/W.flags" | tail -n 1)
 	if [ -n "$a" ] && [ "$a" = "$b" ]; then pass "x86-64-v2: the destination guest sees the same flags"
 	else fail "x86-64-v2: the destination guest sees the same flags" "source '$a', destination '$b'"; fi
-	send W s
-	wait_for W "EMBER-T: stopped " 120
-	vm_exit W 60
-	if [ "$VRC" = 0 ] && has W "EMBER-T: stopped disk_bad=0 churn_rounds=[0-9]+ churn_bad=0"; then
-		pass "x86-64-v2: poweroff ends ember with status 0"
-	else
-		fail "x86-64-v2: poweroff ends ember with status 0" "exit $VRC"; show "$TMP/W.out" 5; show "$TMP/W.err" 5
-	fi
+	check_poweroff "x86-64-v2: poweroff ends ember with status 0" W
 else
 	fail "x86-64-v2: /proc/cpuinfo follows the model" "the guest never ticked"; show "$TMP/V.out" 10; show "$TMP/V.err" 5
 	for n in "${BOOT2[@]:1}"; do skip "$n" "boot 2 did not get to its test script"; done
